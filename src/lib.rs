@@ -1,0 +1,10 @@
+//! ptt-audit: audits the Push-to-Talk settings of Webex Calling virtual lines against
+//! declarative policies and writes JSON and CSV reports.
+//!
+//! The pipeline, one module a stage:
+//! [`input`] (IDs) → [`webex`] (fetch, paced and retried) → [`eval`] (pure policy
+//! evaluation) → [`report`] (streaming report formats), driven by [`audit`].
+//! [`policy`] loads the rules, [`simulator`] stands in for the Webex API.
+
+pub mod model;
+pub mod policy;

@@ -1,0 +1,226 @@
+//! Data shared by every stage: severities, statuses, errors and the per-line record
+//! that flows from the fetcher through evaluation into the report formats.
+//!
+//! The serialised names here are the contract's (`CONTRACT.md` §5, §6): renaming a
+//! variant breaks users' scripts.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// How much a failing rule matters. Ordered: `Low < Medium < High < Critical`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Worth fixing when convenient.
+    Low,
+    /// Should be fixed.
+    Medium,
+    /// Opens the line to people who should not reach it.
+    High,
+    /// A live microphone anyone can open.
+    Critical,
+}
+
+impl Severity {
+    /// All severities, lowest first.
+    pub const ALL: [Severity; 4] = [
+        Severity::Low,
+        Severity::Medium,
+        Severity::High,
+        Severity::Critical,
+    ];
+
+    /// The contract's spelling (`low`, `medium`, `high`, `critical`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        }
+    }
+
+    /// Parses the contract's spelling; `None` for anything else.
+    pub fn parse(s: &str) -> Option<Severity> {
+        Severity::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for Severity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The outcome of one rule on one line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RuleStatus {
+    /// `require` held.
+    Pass,
+    /// `require` was false.
+    Fail,
+    /// `require` was false, but an unexpired waiver covers this line and rule.
+    Waived,
+    /// `when` was false.
+    NotApplicable,
+    /// The expression could not be evaluated, or the line could not be read.
+    Error,
+}
+
+impl RuleStatus {
+    /// The contract's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RuleStatus::Pass => "pass",
+            RuleStatus::Fail => "fail",
+            RuleStatus::Waived => "waived",
+            RuleStatus::NotApplicable => "not_applicable",
+            RuleStatus::Error => "error",
+        }
+    }
+}
+
+/// The outcome for one line as a whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LineStatus {
+    /// Read, and no rule failed or errored.
+    Compliant,
+    /// Read, and some rule failed.
+    NonCompliant,
+    /// Could not be read, or some rule errored and none failed.
+    Error,
+    /// The ID is malformed; it was never requested.
+    Invalid,
+    /// The run stopped (401, signal) before this line was read.
+    NotAudited,
+}
+
+impl LineStatus {
+    /// The contract's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LineStatus::Compliant => "compliant",
+            LineStatus::NonCompliant => "non_compliant",
+            LineStatus::Error => "error",
+            LineStatus::Invalid => "invalid",
+            LineStatus::NotAudited => "not_audited",
+        }
+    }
+}
+
+/// Why a line could not be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// The API answered with an HTTP error status.
+    Http,
+    /// No answer within `--timeout` (after every retry).
+    Timeout,
+    /// Connection refused, reset, DNS, TLS.
+    Network,
+    /// The API answered 200 with a body that is not a JSON object.
+    Decode,
+    /// The ID itself is malformed.
+    InvalidId,
+    /// The run stopped before this line was read.
+    NotAudited,
+    /// The token was refused (401).
+    Auth,
+}
+
+impl ErrorKind {
+    /// The contract's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Http => "http",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Network => "network",
+            ErrorKind::Decode => "decode",
+            ErrorKind::InvalidId => "invalid_id",
+            ErrorKind::NotAudited => "not_audited",
+            ErrorKind::Auth => "auth",
+        }
+    }
+}
+
+/// A line that could not be read, as the JSON report's `error` object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LineError {
+    /// What went wrong.
+    pub kind: ErrorKind,
+    /// The last HTTP status the API answered with, if any.
+    pub http_status: Option<u16>,
+    /// Human-readable explanation, including the API's own `message` when it gave one.
+    pub message: String,
+    /// The API's `trackingId` (body) or `TrackingID` (header): what Webex support asks for.
+    pub tracking_id: Option<String>,
+    /// Requests sent for this line (0 when it was never requested).
+    pub attempts: u32,
+}
+
+impl LineError {
+    /// An error for a line that was never requested.
+    pub fn unrequested(kind: ErrorKind, message: impl Into<String>) -> Self {
+        LineError {
+            kind,
+            http_status: None,
+            message: message.into(),
+            tracking_id: None,
+            attempts: 0,
+        }
+    }
+}
+
+/// One rule's result on one line, as evaluation produces it.
+///
+/// Rules and waivers are referred to by their index in the loaded
+/// [`PolicySet`](crate::policy::PolicySet), so that a result costs no string copies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// Index into `PolicySet::rules`.
+    pub rule: usize,
+    /// The outcome.
+    pub status: RuleStatus,
+    /// Why it failed or errored (the rule's `message`/`message_expr`, or the error).
+    pub message: Option<String>,
+    /// Index into `PolicySet::waivers` of the waiver that matched this line and rule
+    /// (applied when `status` is `Waived`; expired when the status stayed `Fail`).
+    pub waiver: Option<usize>,
+}
+
+/// Everything known about one input line once its fate is settled.
+#[derive(Debug, Clone)]
+pub struct LineReport {
+    /// Position in the deduplicated input (reports keep this order).
+    pub index: usize,
+    /// The virtual-line ID exactly as given.
+    pub id: String,
+    /// A display name, when the input (a CSV) carried one.
+    pub name: Option<String>,
+    /// The line's overall status.
+    pub status: LineStatus,
+    /// When the settings were read.
+    pub read_at: Option<DateTime<Utc>>,
+    /// The API's JSON body as returned, when the line was read.
+    pub settings: Option<serde_json::Value>,
+    /// One entry per enabled rule, in rule order.
+    pub findings: Vec<Finding>,
+    /// Why the line could not be read, when it could not.
+    pub error: Option<LineError>,
+}
+
+impl LineReport {
+    /// Derives the line status from its findings, per the contract: any `fail` makes it
+    /// `non_compliant`; otherwise any `error` makes it `error`; else `compliant`.
+    pub fn status_from_findings(findings: &[Finding]) -> LineStatus {
+        if findings.iter().any(|f| f.status == RuleStatus::Fail) {
+            LineStatus::NonCompliant
+        } else if findings.iter().any(|f| f.status == RuleStatus::Error) {
+            LineStatus::Error
+        } else {
+            LineStatus::Compliant
+        }
+    }
+}

@@ -1,0 +1,73 @@
+//! Declarative policies: TOML files of `[vars]`, `[[rule]]` and `[[waiver]]`.
+//!
+//! Loading happens in two steps, as in cargo-deny: the files are parsed into raw,
+//! position-carrying values, then validated into the checked types below, collecting
+//! every problem (with file, line, column and rule ID) instead of stopping at the first.
+
+use std::path::PathBuf;
+
+use chrono::NaiveDate;
+
+use crate::model::Severity;
+
+/// A loaded, validated and compiled set of policies.
+#[derive(Debug)]
+pub struct PolicySet {
+    /// Every rule, in file order (files sorted by name), including disabled ones.
+    pub rules: Vec<Rule>,
+    /// Every waiver, in file order.
+    pub waivers: Vec<Waiver>,
+    /// The merged `[vars]` tables, as JSON.
+    pub vars: serde_json::Map<String, serde_json::Value>,
+    /// The files the set was loaded from, with their SHA-256, for the report.
+    pub sources: Vec<PolicySource>,
+}
+
+/// One policy file, for the report's `run.policies`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PolicySource {
+    /// The path as given or found.
+    pub path: String,
+    /// Hex SHA-256 of the file's bytes.
+    pub sha256: String,
+}
+
+/// A checked rule.
+#[derive(Debug)]
+pub struct Rule {
+    /// Unique ID, `[A-Za-z0-9._-]+`.
+    pub id: String,
+    /// One-line title.
+    pub title: String,
+    /// How much a failure matters.
+    pub severity: Severity,
+    /// Why the rule matters.
+    pub description: Option<String>,
+    /// How to fix a failure.
+    pub remediation: Option<String>,
+    /// Links to documentation.
+    pub references: Vec<String>,
+    /// Disabled rules are listed but not evaluated.
+    pub enabled: bool,
+    /// The file the rule came from, and the line of its `[[rule]]` header.
+    pub file: PathBuf,
+    /// 1-based line of the `[[rule]]` header.
+    pub line: usize,
+}
+
+/// A checked waiver.
+#[derive(Debug, Clone)]
+pub struct Waiver {
+    /// The rule ID it waives.
+    pub rule: String,
+    /// The line ID it waives.
+    pub line: String,
+    /// Why (required, not empty).
+    pub reason: String,
+    /// Last day it applies (inclusive).
+    pub expires: NaiveDate,
+    /// The file it came from.
+    pub file: PathBuf,
+    /// 1-based line of its `[[waiver]]` header.
+    pub line_no: usize,
+}
