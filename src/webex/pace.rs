@@ -1,0 +1,275 @@
+//! When a request may start: the one place that paces every request of a run.
+//!
+//! Three things decide it, all shared by every task:
+//! - the user's ceiling (`--rate`): a governor GCRA limiter with burst 1, so requests
+//!   are evenly spaced from the first one, retries included;
+//! - a run-wide pause: after a 429 (or any `Retry-After`), no request of any line
+//!   starts before the pause ends;
+//! - an adaptive pace: a server that allows less than `--rate` answers 429; the run then
+//!   drops to a little under the rate the server actually accepted, and probes upwards
+//!   slowly, so such a server sees a handful of 429s instead of a storm.
+//!
+//! The adaptive pace is a second, slower gate rather than a change to the governor
+//! quota because governor cannot change a live limiter's quota.
+
+use std::num::NonZeroU32;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use tokio::time::Instant;
+
+/// Slowest pace the adaptive gate drops to, in requests per second.
+pub const MIN_ADAPTIVE_RATE: f64 = 0.5;
+/// Share of the server's accepted rate the run drops to after a 429.
+pub const THROTTLE_FACTOR: f64 = 0.85;
+/// How often the adaptive pace probes upwards while no 429 arrives.
+pub const PROBE_PERIOD: Duration = Duration::from_secs(1);
+/// Upward step per probe while well below the rate that was last refused.
+pub const FAST_PROBE: f64 = 1.10;
+/// Upward step per probe near or above the rate that was last refused.
+pub const SLOW_PROBE: f64 = 1.01;
+/// First backoff when a 429 carries no usable `Retry-After`; doubles per 429 in a row.
+pub const BACKOFF_BASE: Duration = Duration::from_millis(500);
+/// Longest backoff without a `Retry-After`.
+pub const BACKOFF_CAP: Duration = Duration::from_secs(60);
+
+/// Paces every request of one run. Cheap to share behind an `Arc`.
+#[derive(Debug)]
+pub struct Pacer {
+    ceiling: Option<DefaultDirectRateLimiter>,
+    configured: Option<f64>,
+    state: Mutex<State>,
+}
+
+#[derive(Debug)]
+struct State {
+    paused_until: Option<Instant>,
+    /// `Some` while the server has made the run slow down.
+    adaptive: Option<Adaptive>,
+    /// Counts since the run last resumed from a pause (or started): what the server
+    /// accepted, and what was sent, to estimate the rate it allows.
+    resumed_at: Instant,
+    sent_since_resume: u64,
+    ok_since_resume: u64,
+    throttles_in_a_row: u32,
+    throttles_total: u64,
+}
+
+#[derive(Debug)]
+struct Adaptive {
+    rate: f64,
+    next_slot: Instant,
+    last_change: Instant,
+    refused_at: f64,
+}
+
+impl Pacer {
+    /// A pacer with a ceiling of `rate` requests per second; `None` or `0` means no
+    /// ceiling (the adaptive pace still applies after a 429).
+    pub fn new(rate: Option<f64>) -> Pacer {
+        let rate = rate.filter(|r| *r > 0.0 && r.is_finite());
+        let ceiling = rate.map(|r| {
+            let period = Duration::from_secs_f64(1.0 / r).max(Duration::from_nanos(1));
+            let quota = Quota::with_period(period)
+                .expect("period is positive")
+                .allow_burst(NonZeroU32::MIN);
+            RateLimiter::direct(quota)
+        });
+        Pacer {
+            ceiling,
+            configured: rate,
+            state: Mutex::new(State {
+                paused_until: None,
+                adaptive: None,
+                resumed_at: Instant::now(),
+                sent_since_resume: 0,
+                ok_since_resume: 0,
+                throttles_in_a_row: 0,
+                throttles_total: 0,
+            }),
+        }
+    }
+
+    /// Waits until a request may start, then counts it as started.
+    pub async fn acquire(&self) {
+        loop {
+            // 1. The run-wide pause, and a slot from the adaptive gate.
+            let wait = {
+                let mut s = self.lock();
+                let now = Instant::now();
+                match s.paused_until {
+                    Some(until) if until > now => Some(until),
+                    _ => {
+                        if s.paused_until.take().is_some() {
+                            s.resumed_at = now;
+                            s.sent_since_resume = 0;
+                            s.ok_since_resume = 0;
+                        }
+                        self.adaptive_slot(&mut s, now)
+                    }
+                }
+            };
+            if let Some(until) = wait {
+                tokio::time::sleep_until(until).await;
+            }
+            // 2. The user's ceiling.
+            if let Some(limiter) = &self.ceiling {
+                limiter.until_ready().await;
+            }
+            // 3. A pause may have begun while we waited: honour it.
+            let mut s = self.lock();
+            if s.paused_until.is_some_and(|u| u > Instant::now()) {
+                continue;
+            }
+            s.sent_since_resume += 1;
+            return;
+        }
+    }
+
+    /// Reserves the next slot of the adaptive gate, probing upwards when due; returns
+    /// when to start, or `None` to start now.
+    fn adaptive_slot(&self, s: &mut State, now: Instant) -> Option<Instant> {
+        let a = s.adaptive.as_mut()?;
+        while now.duration_since(a.last_change) >= PROBE_PERIOD {
+            let step = if a.rate < 0.8 * a.refused_at {
+                FAST_PROBE
+            } else {
+                SLOW_PROBE
+            };
+            a.rate *= step;
+            a.last_change += PROBE_PERIOD;
+        }
+        if self.configured.is_some_and(|c| a.rate >= c) {
+            s.adaptive = None;
+            return None;
+        }
+        let slot = a.next_slot.max(now);
+        a.next_slot = slot + Duration::from_secs_f64(1.0 / a.rate);
+        (slot > now).then_some(slot)
+    }
+
+    /// Records an answer that was not a 429.
+    pub fn answered(&self) {
+        let mut s = self.lock();
+        s.ok_since_resume += 1;
+        s.throttles_in_a_row = 0;
+    }
+
+    /// Records a 429: pauses the whole run for `retry_after` (or a jittered exponential
+    /// backoff when the server gave none that parses) and lowers the pace. Returns the
+    /// pause.
+    pub fn throttled(&self, retry_after: Option<Duration>) -> Duration {
+        let mut s = self.lock();
+        let now = Instant::now();
+        s.throttles_total += 1;
+        s.throttles_in_a_row += 1;
+        let pause = retry_after.unwrap_or_else(|| full_jitter(s.throttles_in_a_row));
+        let already_paused = s.paused_until.is_some_and(|u| u > now);
+        Self::extend_pause(&mut s, now + pause);
+        // Every 429 of one episode arrives while the first one's pause is on: only the
+        // first lowers the pace, or one burst would collapse it.
+        if !already_paused {
+            let active = now.duration_since(s.resumed_at).as_secs_f64().max(1.0);
+            let accepted = s.ok_since_resume as f64 / active;
+            let current = match (&s.adaptive, self.configured) {
+                (Some(a), _) => a.rate,
+                (None, Some(c)) => c,
+                (None, None) => s.sent_since_resume as f64 / active,
+            };
+            let rate = (THROTTLE_FACTOR * accepted.min(current)).max(MIN_ADAPTIVE_RATE);
+            let resume = now + pause;
+            s.adaptive = Some(Adaptive {
+                rate,
+                next_slot: resume,
+                last_change: resume,
+                refused_at: current.min(accepted).max(rate),
+            });
+            tracing::info!(
+                pause_ms = pause.as_millis() as u64,
+                pace = format_args!("{rate:.1}/s"),
+                "server throttled (429): pausing every request, then slowing down"
+            );
+        }
+        pause
+    }
+
+    /// Pauses the whole run until `retry_after` from now (a `Retry-After` on a
+    /// response other than 429), without changing the pace.
+    pub fn pause_for(&self, retry_after: Duration) {
+        let mut s = self.lock();
+        Self::extend_pause(&mut s, Instant::now() + retry_after);
+    }
+
+    fn extend_pause(s: &mut State, until: Instant) {
+        if s.paused_until.is_none_or(|u| u < until) {
+            s.paused_until = Some(until);
+        }
+    }
+
+    /// The current adaptive pace, when the server has made the run slow down.
+    pub fn adaptive_rate(&self) -> Option<f64> {
+        self.lock().adaptive.as_ref().map(|a| a.rate)
+    }
+
+    /// How many 429s the run has seen.
+    pub fn throttles(&self) -> u64 {
+        self.lock().throttles_total
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // A panic while holding this lock leaves consistent counters: keep going.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Exponential backoff with full jitter: uniform in `[0, min(cap, base × 2^(n-1))]`.
+pub fn full_jitter(n: u32) -> Duration {
+    let exp = BACKOFF_BASE.saturating_mul(1u32 << n.saturating_sub(1).min(16));
+    let cap = exp.min(BACKOFF_CAP);
+    cap.mul_f64(rand::random::<f64>())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn full_jitter_stays_under_its_cap() {
+        for n in 1..40 {
+            let d = full_jitter(n);
+            let cap = BACKOFF_BASE
+                .saturating_mul(1u32 << (n - 1).min(16))
+                .min(BACKOFF_CAP);
+            assert!(d <= cap, "n={n}: {d:?} > {cap:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_429_pauses_every_caller_and_lowers_the_pace() {
+        let pacer = Pacer::new(Some(100.0));
+        pacer.acquire().await;
+        pacer.answered();
+        let pause = pacer.throttled(Some(Duration::from_millis(300)));
+        assert_eq!(pause, Duration::from_millis(300));
+        let rate = pacer.adaptive_rate().expect("slowed down");
+        assert!(rate < 100.0, "{rate}");
+        let t0 = std::time::Instant::now();
+        pacer.acquire().await;
+        assert!(
+            t0.elapsed() >= Duration::from_millis(290),
+            "{:?}",
+            t0.elapsed()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_second_429_in_the_same_pause_does_not_lower_the_pace_again() {
+        let pacer = Pacer::new(Some(50.0));
+        pacer.throttled(Some(Duration::from_millis(200)));
+        let first = pacer.adaptive_rate().unwrap();
+        pacer.throttled(Some(Duration::from_millis(100)));
+        assert_eq!(pacer.adaptive_rate().unwrap(), first);
+        assert_eq!(pacer.throttles(), 2);
+    }
+}
