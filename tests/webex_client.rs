@@ -210,10 +210,13 @@ async fn an_id_with_a_slash_is_one_encoded_segment() {
     assert_eq!(reqs[0].url.query(), Some("orgId=ORG-1"));
 }
 
+/// Answers the n-th request (1-based) of the run.
+type Script = Box<dyn Fn(&Request, usize) -> ResponseTemplate + Send + Sync>;
+
 /// Records when each request arrived, and answers from a script.
 struct Recorder {
     log: Arc<Mutex<Vec<(Instant, String)>>>,
-    answer: Box<dyn Fn(&Request, usize) -> ResponseTemplate + Send + Sync>,
+    answer: Script,
 }
 
 impl Respond for Recorder {
