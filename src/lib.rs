@@ -9,4 +9,5 @@
 pub mod input;
 pub mod model;
 pub mod policy;
+pub mod report;
 pub mod webex;

@@ -1,0 +1,717 @@
+//! The report formats (`CONTRACT.md` §6), written as the run goes.
+//!
+//! Memory stays flat however many lines a run has: each [`LineReport`] is written to
+//! every chosen format the moment it arrives and then forgotten; only the counts of
+//! the [`Summary`] are kept. The JSON report, whose `lines` array comes last, spools
+//! its line objects to a hidden temporary file and assembles the final file at the end.
+//!
+//! Every file is written atomically ([`atomic`]): a hidden `.NAME.tmp` first, renamed
+//! to `NAME` by [`Reports::finish`]. Dropping [`Reports`] without finishing removes the
+//! temporary files and leaves no report.
+//!
+//! Lines that were never read (`error`, `invalid`, `not_audited` without findings) get
+//! one `error` result per enabled rule, carrying the line's error message (see
+//! [`effective_findings`]): the contract says every rule of an unread line is `error`,
+//! and the findings CSV promises one row per line and rule. The JSON `results`, the
+//! findings CSV and the summary counts all use these same results, so they agree.
+
+pub mod atomic;
+pub mod csv;
+pub mod json;
+pub mod summary;
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Arc;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::model::{Finding, LineReport, LineStatus, RuleStatus, Severity};
+use crate::policy::PolicySet;
+
+pub use self::csv::neutralise;
+pub use self::summary::render_summary;
+
+/// One report format of `--format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Format {
+    /// `STEM.json`.
+    Json,
+    /// `STEM-findings.csv` and `STEM-lines.csv`.
+    Csv,
+}
+
+impl Format {
+    /// The `--format` spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Json => "json",
+            Format::Csv => "csv",
+        }
+    }
+
+    /// Parses a `--format` list such as `json,csv`: entries case-insensitive and trimmed,
+    /// duplicates dropped (first position kept).
+    pub fn parse_list(list: &str) -> Result<Vec<Format>, FormatError> {
+        if list.trim().is_empty() {
+            return Err(FormatError::Empty);
+        }
+        let mut out = Vec::new();
+        for entry in list.split(',') {
+            let f: Format = entry.parse()?;
+            if !out.contains(&f) {
+                out.push(f);
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl FromStr for Format {
+    type Err = FormatError;
+
+    fn from_str(s: &str) -> Result<Format, FormatError> {
+        let t = s.trim();
+        if t.eq_ignore_ascii_case("json") {
+            Ok(Format::Json)
+        } else if t.eq_ignore_ascii_case("csv") {
+            Ok(Format::Csv)
+        } else {
+            Err(FormatError::Unknown(t.to_string()))
+        }
+    }
+}
+
+impl std::fmt::Display for Format {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A bad `--format` value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FormatError {
+    /// An entry that is neither `json` nor `csv`.
+    #[error("unknown report format {0:?} in --format: expected json, csv or json,csv")]
+    Unknown(String),
+    /// Nothing at all.
+    #[error("--format is empty: expected json, csv or json,csv")]
+    Empty,
+}
+
+/// What is known about the run when it starts.
+#[derive(Debug, Clone)]
+pub struct RunMeta {
+    /// Unique ID of this run (also in every CSV row).
+    pub run_id: String,
+    /// Start time; also names the report files.
+    pub started_at: DateTime<Utc>,
+    /// `--org-id`, if given.
+    pub org_id: Option<String>,
+    /// The API base URL used.
+    pub base_url: String,
+    /// This tool's version.
+    pub tool_version: String,
+}
+
+/// What is known about the run when it ends.
+#[derive(Debug, Clone)]
+pub struct RunEnd {
+    /// End time.
+    pub finished_at: DateTime<Utc>,
+    /// False when the run stopped early (a 401, a signal).
+    pub complete: bool,
+    /// The process exit code.
+    pub exit_code: i32,
+    /// One state per `PolicySet::waivers` entry, same order. Missing trailing entries
+    /// are filled in from what the reports saw (applied, expired, else unused).
+    pub waiver_states: Vec<WaiverState>,
+}
+
+/// What became of a waiver in this run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WaiverState {
+    /// It turned some `fail` into `waived`.
+    Applied,
+    /// Past its date: ignored, the result stayed `fail`.
+    Expired,
+    /// It matched no failing result.
+    Unused,
+}
+
+impl WaiverState {
+    /// The contract's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WaiverState::Applied => "applied",
+            WaiverState::Expired => "expired",
+            WaiverState::Unused => "unused",
+        }
+    }
+}
+
+/// Why a report could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// The output folder could not be created or listed.
+    #[error("cannot create or read report folder {}: {source}", path.display())]
+    Dir {
+        /// The folder.
+        path: PathBuf,
+        /// The cause.
+        source: io::Error,
+    },
+    /// A report file could not be created, written, synced or renamed.
+    #[error("cannot write report file {}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: io::Error,
+    },
+    /// The CSV writer failed.
+    #[error("cannot write CSV report {}: {source}", path.display())]
+    Csv {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: ::csv::Error,
+    },
+    /// The JSON writer failed.
+    #[error("cannot write JSON report {}: {source}", path.display())]
+    Json {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: serde_json::Error,
+    },
+    /// A finding names a rule index the policy set does not have (a bug upstream).
+    #[error("line {line_id:?} has a result for rule #{index}, which the policy set does not have")]
+    UnknownRule {
+        /// The line.
+        line_id: String,
+        /// The bad index.
+        index: usize,
+    },
+    /// A finding names a waiver index the policy set does not have (a bug upstream).
+    #[error(
+        "line {line_id:?} has a result with waiver #{index}, which the policy set does not have"
+    )]
+    UnknownWaiver {
+        /// The line.
+        line_id: String,
+        /// The bad index.
+        index: usize,
+    },
+    /// Every candidate stem up to the last suffix tried is taken.
+    #[error("no free report name in {}: {stem} through {stem}-{last} are all taken", dir.display())]
+    NoFreeStem {
+        /// The output folder.
+        dir: PathBuf,
+        /// The unsuffixed stem.
+        stem: String,
+        /// The last suffix tried.
+        last: u32,
+    },
+}
+
+impl ReportError {
+    /// True when a file could not be created because it exists (another run took the
+    /// name between our listing and our create).
+    fn is_already_exists(&self) -> bool {
+        matches!(self, ReportError::Io { source, .. } if source.kind() == io::ErrorKind::AlreadyExists)
+    }
+}
+
+/// Line counts by status (contract key `summary.lines`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct LineCounts {
+    /// Every line.
+    pub total: u64,
+    /// `compliant` lines.
+    pub compliant: u64,
+    /// `non_compliant` lines.
+    pub non_compliant: u64,
+    /// `error` lines.
+    pub error: u64,
+    /// `invalid` lines.
+    pub invalid: u64,
+    /// `not_audited` lines.
+    pub not_audited: u64,
+}
+
+impl LineCounts {
+    /// The count for one status.
+    pub fn get(&self, status: LineStatus) -> u64 {
+        match status {
+            LineStatus::Compliant => self.compliant,
+            LineStatus::NonCompliant => self.non_compliant,
+            LineStatus::Error => self.error,
+            LineStatus::Invalid => self.invalid,
+            LineStatus::NotAudited => self.not_audited,
+        }
+    }
+}
+
+/// Result counts by status (contract key `summary.results`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ResultCounts {
+    /// `pass` results.
+    pub pass: u64,
+    /// `fail` results.
+    pub fail: u64,
+    /// `waived` results.
+    pub waived: u64,
+    /// `not_applicable` results.
+    pub not_applicable: u64,
+    /// `error` results.
+    pub error: u64,
+}
+
+impl ResultCounts {
+    /// The count for one status.
+    pub fn get(&self, status: RuleStatus) -> u64 {
+        match status {
+            RuleStatus::Pass => self.pass,
+            RuleStatus::Fail => self.fail,
+            RuleStatus::Waived => self.waived,
+            RuleStatus::NotApplicable => self.not_applicable,
+            RuleStatus::Error => self.error,
+        }
+    }
+
+    /// All results: one per line and enabled rule.
+    pub fn total(&self) -> u64 {
+        self.pass + self.fail + self.waived + self.not_applicable + self.error
+    }
+}
+
+/// `fail` results by the failing rule's severity (contract key `summary.fail_by_severity`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct SeverityCounts {
+    /// Low.
+    pub low: u64,
+    /// Medium.
+    pub medium: u64,
+    /// High.
+    pub high: u64,
+    /// Critical.
+    pub critical: u64,
+}
+
+impl SeverityCounts {
+    /// The count for one severity.
+    pub fn get(&self, s: Severity) -> u64 {
+        match s {
+            Severity::Low => self.low,
+            Severity::Medium => self.medium,
+            Severity::High => self.high,
+            Severity::Critical => self.critical,
+        }
+    }
+
+    fn bump(&mut self, s: Severity) {
+        match s {
+            Severity::Low => self.low += 1,
+            Severity::Medium => self.medium += 1,
+            Severity::High => self.high += 1,
+            Severity::Critical => self.critical += 1,
+        }
+    }
+}
+
+/// The run's counts; serialises to exactly the contract's `summary` object.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    /// Lines by status.
+    pub lines: LineCounts,
+    /// Results by status.
+    pub results: ResultCounts,
+    /// `fail` results by severity.
+    pub fail_by_severity: SeverityCounts,
+    /// Rule index (into `PolicySet::rules`) → number of `fail` results, for the human
+    /// summary. Not part of the JSON `summary` object.
+    #[serde(skip)]
+    pub failing_rules: BTreeMap<usize, u64>,
+}
+
+impl Summary {
+    /// Counts one line and its results (as [`effective_findings`] gives them).
+    ///
+    /// A result naming a rule the set does not have is counted by status but cannot be
+    /// attributed to a severity; the writers report it as an error.
+    pub fn add(&mut self, line: &LineReport, policies: &PolicySet) {
+        let l = &mut self.lines;
+        l.total += 1;
+        match line.status {
+            LineStatus::Compliant => l.compliant += 1,
+            LineStatus::NonCompliant => l.non_compliant += 1,
+            LineStatus::Error => l.error += 1,
+            LineStatus::Invalid => l.invalid += 1,
+            LineStatus::NotAudited => l.not_audited += 1,
+        }
+        for f in effective_findings(line, policies).iter() {
+            let r = &mut self.results;
+            match f.status {
+                RuleStatus::Pass => r.pass += 1,
+                RuleStatus::Fail => r.fail += 1,
+                RuleStatus::Waived => r.waived += 1,
+                RuleStatus::NotApplicable => r.not_applicable += 1,
+                RuleStatus::Error => r.error += 1,
+            }
+            if f.status == RuleStatus::Fail {
+                if let Some(rule) = policies.rules.get(f.rule) {
+                    self.fail_by_severity.bump(rule.severity);
+                    *self.failing_rules.entry(f.rule).or_insert(0) += 1;
+                }
+            }
+        }
+    }
+
+    /// `fail` results whose rule is at least `threshold` severe (for `--fail-on`).
+    pub fn fails_at_or_above(&self, threshold: Severity) -> u64 {
+        Severity::ALL
+            .into_iter()
+            .filter(|s| *s >= threshold)
+            .map(|s| self.fail_by_severity.get(s))
+            .sum()
+    }
+
+    /// True when some line is `error`, `invalid` or `not_audited` (exit code 3).
+    pub fn is_incomplete(&self) -> bool {
+        self.lines.error + self.lines.invalid + self.lines.not_audited > 0
+    }
+}
+
+/// The results a line is reported with.
+///
+/// A line that was never read (status `error`, `invalid` or `not_audited`, no
+/// findings) gets one `error` result per enabled rule, in rule order, with the line's
+/// error message; any other line is reported with its own findings.
+pub fn effective_findings<'a>(line: &'a LineReport, policies: &PolicySet) -> Cow<'a, [Finding]> {
+    let unread = matches!(
+        line.status,
+        LineStatus::Error | LineStatus::Invalid | LineStatus::NotAudited
+    );
+    if !line.findings.is_empty() || !unread {
+        return Cow::Borrowed(&line.findings);
+    }
+    let message = unread_message(line);
+    Cow::Owned(
+        policies
+            .rules
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.enabled)
+            .map(|(i, _)| Finding {
+                rule: i,
+                status: RuleStatus::Error,
+                message: Some(message.clone()),
+                waiver: None,
+            })
+            .collect(),
+    )
+}
+
+/// Why an unread line has no real results.
+fn unread_message(line: &LineReport) -> String {
+    match (&line.error, line.status) {
+        (Some(e), _) => e.message.clone(),
+        (None, LineStatus::Invalid) => "invalid line ID: it was never requested".to_string(),
+        (None, LineStatus::NotAudited) => {
+            "not audited: the run stopped before this line was read".to_string()
+        }
+        (None, _) => "the line could not be read".to_string(),
+    }
+}
+
+/// RFC 3339 UTC with seconds precision and `Z`, e.g. `2026-11-29T03:20:56Z`.
+pub fn rfc3339(t: &DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// The unsuffixed report stem for a run started at `t`: `ptt-audit-YYYYMMDDTHHMMSSZ`.
+pub fn base_stem(t: &DateTime<Utc>) -> String {
+    format!("ptt-audit-{}", t.format("%Y%m%dT%H%M%SZ"))
+}
+
+/// Whether a file named `name` belongs to `stem`: `STEM`, `STEM.…`, `STEM-…`, or the
+/// same hidden (temporary) names.
+///
+/// Deliberately broad: `STEM-2.json` also claims `STEM`, which only means a later run
+/// skips a stem that an earlier run's suffix already implies is taken.
+fn belongs_to_stem(name: &str, stem: &str) -> bool {
+    let name = name.strip_prefix('.').unwrap_or(name);
+    match name.strip_prefix(stem) {
+        Some(rest) => rest.is_empty() || rest.starts_with('.') || rest.starts_with('-'),
+        None => false,
+    }
+}
+
+/// The highest suffix tried before giving up on finding a free stem.
+const MAX_SUFFIX: u32 = 1000;
+
+/// One format's streaming writer.
+pub trait ReportWriter: Send {
+    /// Writes one line (and its results), in input order.
+    fn write_line(&mut self, line: &LineReport) -> Result<(), ReportError>;
+
+    /// Completes the files and moves them to their final names; returns those names.
+    fn finish(
+        self: Box<Self>,
+        summary: &Summary,
+        end: &RunEnd,
+    ) -> Result<Vec<PathBuf>, ReportError>;
+}
+
+/// The reports of one run: a writer per chosen format, and the summary counts.
+pub struct Reports {
+    stem: String,
+    writers: Vec<Box<dyn ReportWriter>>,
+    summary: Summary,
+    policies: Arc<PolicySet>,
+    /// What the findings showed of each waiver, to fill `RunEnd::waiver_states` gaps.
+    seen_waivers: Vec<Option<WaiverState>>,
+}
+
+impl std::fmt::Debug for Reports {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reports")
+            .field("stem", &self.stem)
+            .field("writers", &self.writers.len())
+            .field("summary", &self.summary)
+            .finish()
+    }
+}
+
+impl Reports {
+    /// Creates `out_dir` if missing, picks a free stem (`ptt-audit-YYYYMMDDTHHMMSSZ`
+    /// from `meta.started_at`, then `-2`, `-3`… while any file of that stem exists) and
+    /// opens the temporary files of every format in `formats` (duplicates ignored).
+    pub fn create(
+        out_dir: &Path,
+        formats: &[Format],
+        meta: RunMeta,
+        policies: Arc<PolicySet>,
+    ) -> Result<Reports, ReportError> {
+        let dir_err = |source| ReportError::Dir {
+            path: out_dir.to_path_buf(),
+            source,
+        };
+        fs::create_dir_all(out_dir).map_err(dir_err)?;
+        let base = base_stem(&meta.started_at);
+        let mut existing = Vec::new();
+        for entry in fs::read_dir(out_dir).map_err(dir_err)? {
+            let entry = entry.map_err(dir_err)?;
+            if let Some(name) = entry.file_name().to_str() {
+                if belongs_to_stem(name, &base) {
+                    existing.push(name.to_string());
+                }
+            }
+        }
+        let mut unique = Vec::new();
+        for f in formats {
+            if !unique.contains(f) {
+                unique.push(*f);
+            }
+        }
+        for n in 1..=MAX_SUFFIX {
+            let stem = if n == 1 {
+                base.clone()
+            } else {
+                format!("{base}-{n}")
+            };
+            if existing.iter().any(|name| belongs_to_stem(name, &stem)) {
+                continue;
+            }
+            match open_writers(out_dir, &stem, &unique, &meta, &policies) {
+                Ok(writers) => {
+                    return Ok(Reports {
+                        stem,
+                        writers,
+                        summary: Summary::default(),
+                        seen_waivers: vec![None; policies.waivers.len()],
+                        policies,
+                    })
+                }
+                // Another run created one of our names since we listed the folder.
+                Err(e) if e.is_already_exists() => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(ReportError::NoFreeStem {
+            dir: out_dir.to_path_buf(),
+            stem: base,
+            last: MAX_SUFFIX,
+        })
+    }
+
+    /// The chosen file stem, e.g. `ptt-audit-20261129T032056Z` or `…Z-2`.
+    pub fn stem(&self) -> &str {
+        &self.stem
+    }
+
+    /// Counts the line and writes it to every format.
+    pub fn write_line(&mut self, line: &LineReport) -> Result<(), ReportError> {
+        self.summary.add(line, &self.policies);
+        for f in &line.findings {
+            let state = match f.status {
+                RuleStatus::Waived => WaiverState::Applied,
+                RuleStatus::Fail => WaiverState::Expired,
+                _ => continue,
+            };
+            if let Some(slot) = f.waiver.and_then(|w| self.seen_waivers.get_mut(w)) {
+                if *slot != Some(WaiverState::Applied) {
+                    *slot = Some(state);
+                }
+            }
+        }
+        for w in &mut self.writers {
+            w.write_line(line)?;
+        }
+        Ok(())
+    }
+
+    /// The counts so far.
+    pub fn summary(&self) -> &Summary {
+        &self.summary
+    }
+
+    /// Completes every report and renames it to its final name.
+    ///
+    /// Every format is attempted even if one fails; the first error is returned (the
+    /// formats that succeeded keep their final files).
+    pub fn finish(self, mut end: RunEnd) -> Result<(Summary, Vec<PathBuf>), ReportError> {
+        let have = end.waiver_states.len();
+        end.waiver_states.extend(
+            self.seen_waivers
+                .iter()
+                .skip(have)
+                .map(|s| s.unwrap_or(WaiverState::Unused)),
+        );
+        let mut paths = Vec::new();
+        let mut first_err = None;
+        for w in self.writers {
+            match w.finish(&self.summary, &end) {
+                Ok(p) => paths.extend(p),
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok((self.summary, paths)),
+        }
+    }
+}
+
+fn open_writers(
+    dir: &Path,
+    stem: &str,
+    formats: &[Format],
+    meta: &RunMeta,
+    policies: &Arc<PolicySet>,
+) -> Result<Vec<Box<dyn ReportWriter>>, ReportError> {
+    let mut writers: Vec<Box<dyn ReportWriter>> = Vec::new();
+    for f in formats {
+        match f {
+            Format::Json => writers.push(Box::new(json::JsonWriter::create(
+                dir,
+                stem,
+                meta.clone(),
+                Arc::clone(policies),
+            )?)),
+            Format::Csv => writers.push(Box::new(self::csv::CsvWriter::create(
+                dir,
+                stem,
+                meta,
+                Arc::clone(policies),
+            )?)),
+        }
+    }
+    Ok(writers)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn format_list_parses_case_insensitive_trimmed_and_dedups() {
+        assert_eq!(
+            Format::parse_list("json,csv"),
+            Ok(vec![Format::Json, Format::Csv])
+        );
+        assert_eq!(
+            Format::parse_list(" CSV , Json ,csv"),
+            Ok(vec![Format::Csv, Format::Json])
+        );
+        assert_eq!(Format::parse_list("json"), Ok(vec![Format::Json]));
+    }
+
+    #[test]
+    fn format_list_error_names_the_bad_entry() {
+        let e = Format::parse_list("json, xml").expect_err("xml is not a format");
+        assert_eq!(e, FormatError::Unknown("xml".into()));
+        assert!(e.to_string().contains("\"xml\""), "{e}");
+        assert_eq!(Format::parse_list("  "), Err(FormatError::Empty));
+        assert_eq!(
+            Format::parse_list("json,"),
+            Err(FormatError::Unknown(String::new()))
+        );
+    }
+
+    #[test]
+    fn stem_is_utc_start_time() {
+        let t = Utc.with_ymd_and_hms(2026, 11, 29, 3, 20, 56).unwrap();
+        assert_eq!(base_stem(&t), "ptt-audit-20261129T032056Z");
+        assert_eq!(rfc3339(&t), "2026-11-29T03:20:56Z");
+    }
+
+    #[test]
+    fn stem_ownership() {
+        let s = "ptt-audit-20261129T032056Z";
+        assert!(belongs_to_stem("ptt-audit-20261129T032056Z.json", s));
+        assert!(belongs_to_stem("ptt-audit-20261129T032056Z-lines.csv", s));
+        assert!(belongs_to_stem(".ptt-audit-20261129T032056Z.json.tmp", s));
+        assert!(belongs_to_stem("ptt-audit-20261129T032056Z", s));
+        assert!(!belongs_to_stem("ptt-audit-20261129T032056Zx.json", s));
+        assert!(!belongs_to_stem("ptt-audit-20261129T032057Z.json", s));
+        assert!(!belongs_to_stem(
+            "ptt-audit-20261129T032056Z-2.json",
+            "ptt-audit-20261129T032056Z-3"
+        ));
+    }
+
+    #[test]
+    fn reports_can_move_between_threads() {
+        // The audit driver owns the reports inside a tokio task.
+        fn assert_send<T: Send>() {}
+        assert_send::<Reports>();
+    }
+
+    #[test]
+    fn fails_at_or_above_counts_threshold_and_higher() {
+        let s = Summary {
+            fail_by_severity: SeverityCounts {
+                low: 1,
+                medium: 2,
+                high: 4,
+                critical: 8,
+            },
+            ..Summary::default()
+        };
+        assert_eq!(s.fails_at_or_above(Severity::Low), 15);
+        assert_eq!(s.fails_at_or_above(Severity::High), 12);
+        assert_eq!(s.fails_at_or_above(Severity::Critical), 8);
+        assert!(!s.is_incomplete());
+    }
+}
