@@ -10,4 +10,5 @@ pub mod input;
 pub mod model;
 pub mod policy;
 pub mod report;
+pub mod simulator;
 pub mod webex;

@@ -1,0 +1,398 @@
+//! A realistic stand-in for the Webex API, on 127.0.0.1, for `ptt-audit simulate`,
+//! `ptt-audit demo`, the tests and the benchmark.
+//!
+//! It serves `GET /v1/telephony/config/virtualLines/{id}/pushToTalk` and the paginated
+//! `GET /v1/telephony/config/virtualLines` over deterministic synthetic data
+//! (see `data.rs`), with Webex's bearer auth, `orgId` checks, `TrackingID` headers,
+//! Webex-shaped error bodies, an optional token-bucket rate limit answering 429 with
+//! `Retry-After`, throttling windows, and injected faults ([`Faults`]).
+//!
+//! Every answer is pre-rendered at startup; a request costs a hash lookup, a few
+//! atomics and a reference count, so the simulator keeps up with the client's own
+//! benchmark on a small machine.
+
+mod data;
+mod faults;
+mod server;
+mod stats;
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use faults::{Faults, FaultsParseError, MAX_FAULT_STREAK};
+pub use stats::{SimStats, SimStatsSnapshot};
+
+/// How a simulator behaves.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// How many synthetic virtual lines to serve.
+    pub lines: usize,
+    /// Seed of the synthetic data and of the fault draws: same seed, same answers.
+    pub seed: u64,
+    /// The bearer token required; `None` accepts any non-empty bearer token.
+    pub token: Option<String>,
+    /// When set, a request with a different `orgId` gets 403 (a missing `orgId` is
+    /// accepted, as Webex defaults to the token's own org).
+    pub org_id: Option<String>,
+    /// Token-bucket rate limit in requests per second over all requests; `None` = no
+    /// limit. Excess requests get 429 with `Retry-After`.
+    pub rate_limit: Option<f64>,
+    /// Bucket capacity; `None` = `max(1, floor(rate_limit))`.
+    pub burst: Option<u32>,
+    /// Injected faults.
+    pub faults: Faults,
+    /// `(start after server start, length)`: during each window every request gets
+    /// 429 with `Retry-After` = the whole seconds left in the window, at least 1.
+    pub throttle_windows: Vec<(Duration, Duration)>,
+    /// How long a `timeout` fault stalls before answering.
+    pub slow_delay: Duration,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            lines: 200,
+            seed: 1,
+            token: None,
+            org_id: None,
+            rate_limit: None,
+            burst: None,
+            faults: Faults::NONE,
+            throttle_windows: Vec::new(),
+            slow_delay: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Why a simulator could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    /// A setting is out of range.
+    #[error("invalid simulator configuration: {0}")]
+    Config(String),
+    /// The fault probabilities are invalid.
+    #[error("invalid fault specification: {0}")]
+    Faults(#[from] FaultsParseError),
+    /// The listening socket could not be opened.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// The OS's reason.
+        source: std::io::Error,
+    },
+}
+
+/// A configured simulator with its synthetic data generated, not yet listening.
+pub struct Simulator {
+    config: SimConfig,
+    data: data::Dataset,
+    ids: Arc<Vec<String>>,
+}
+
+impl std::fmt::Debug for Simulator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Simulator")
+            .field("config", &self.config)
+            .field("lines", &self.ids.len())
+            .finish()
+    }
+}
+
+impl Simulator {
+    /// Checks `config` and generates the synthetic lines.
+    pub fn new(config: SimConfig) -> Result<Simulator, SimError> {
+        config.faults.validate()?;
+        if let Some(rate) = config.rate_limit {
+            if !(rate.is_finite() && rate > 0.0) {
+                return Err(SimError::Config(format!(
+                    "rate limit must be a positive number of requests per second, got {rate}"
+                )));
+            }
+        }
+        if config.burst == Some(0) {
+            return Err(SimError::Config("burst must be at least 1".into()));
+        }
+        if config.token.as_deref().is_some_and(str::is_empty) {
+            return Err(SimError::Config("token must not be empty".into()));
+        }
+        let data = data::generate(config.lines, config.seed);
+        let ids = Arc::new(data.lines.iter().map(|l| l.id.clone()).collect());
+        Ok(Simulator { config, data, ids })
+    }
+
+    /// The IDs of every synthetic line, in list order (lines that a `404` fault makes
+    /// permanently missing included).
+    pub fn line_ids(&self) -> &[String] {
+        &self.ids
+    }
+
+    /// The settings JSON line `id` answers with when no fault hits it.
+    pub fn settings(&self, id: &str) -> Option<&serde_json::Value> {
+        let index = *self.data.index.get(id)?;
+        self.data.lines.get(index).map(|l| &l.settings)
+    }
+
+    /// The configuration this simulator was built from.
+    pub fn config(&self) -> &SimConfig {
+        &self.config
+    }
+
+    /// Binds `listen` (port 0 picks a free port) and serves until shut down.
+    pub async fn start(self, listen: SocketAddr) -> Result<RunningSimulator, SimError> {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|source| SimError::Bind {
+                addr: listen,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| SimError::Bind {
+            addr: listen,
+            source,
+        })?;
+        let Simulator { config, data, ids } = self;
+        let started = Instant::now();
+        let stats = Arc::new(SimStats::default());
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let limiter = config.rate_limit.map(|rate| {
+            let capacity = config
+                .burst
+                .unwrap_or_else(|| rate.floor().clamp(1.0, f64::from(u32::MAX)) as u32);
+            server::Gcra::new(rate, capacity, started)
+        });
+        let shared = Arc::new(server::Shared {
+            plan: faults::FaultPlan::new(config.faults, config.seed, data.lines.len()),
+            data,
+            token: config.token,
+            org_id: config.org_id,
+            limiter,
+            windows: config.throttle_windows,
+            slow_delay: config.slow_delay,
+            started,
+            stats: Arc::clone(&stats),
+            tracking: server::TrackingIds::new(config.seed),
+            shutdown: stop_rx.clone(),
+            authority: addr.to_string(),
+        });
+        let app = server::router(shared);
+        let mut stop = stop_rx;
+        let task = tokio::spawn(async move {
+            let serving = axum::serve(listener, app).with_graceful_shutdown(async move {
+                // An error means the sender is gone: stop then too.
+                let _ = stop.wait_for(|stopping| *stopping).await;
+            });
+            // accept errors are retried inside axum; the future only ends on shutdown.
+            let _ = serving.await;
+        });
+        Ok(RunningSimulator {
+            base_url: format!("http://{addr}/v1"),
+            ids,
+            addr,
+            stats,
+            stop: stop_tx,
+            task: Some(task),
+        })
+    }
+}
+
+/// Generates the data for `config` and starts serving it on `listen`.
+pub async fn start(config: SimConfig, listen: SocketAddr) -> Result<RunningSimulator, SimError> {
+    Simulator::new(config)?.start(listen).await
+}
+
+/// A simulator serving in the background. Dropping it stops the server too, without
+/// waiting; [`RunningSimulator::shutdown`] waits for it.
+#[derive(Debug)]
+pub struct RunningSimulator {
+    /// `http://127.0.0.1:PORT/v1`, to pass as the client's base URL.
+    pub base_url: String,
+    /// The IDs of every synthetic line.
+    pub ids: Arc<Vec<String>>,
+    /// The address actually bound.
+    pub addr: SocketAddr,
+    stats: Arc<SimStats>,
+    stop: watch::Sender<bool>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl RunningSimulator {
+    /// What the simulator has answered so far.
+    pub fn stats(&self) -> SimStatsSnapshot {
+        self.stats.snapshot()
+    }
+
+    /// Stops accepting, wakes stalled `timeout` answers, and waits (at most 5 s) for
+    /// open connections to finish.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        if let Some(mut task) = self.task.take() {
+            if tokio::time::timeout(Duration::from_secs(5), &mut task)
+                .await
+                .is_err()
+            {
+                task.abort();
+            }
+        }
+    }
+}
+
+impl Drop for RunningSimulator {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+/// `ptt-audit simulate`: a simulated Webex API on your machine, for trying ptt-audit
+/// without a Webex account.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SimulateArgs {
+    /// How many synthetic virtual lines to serve.
+    #[arg(long, value_name = "N", default_value_t = 200)]
+    pub lines: usize,
+
+    /// Seed for the synthetic data and the injected faults; the same seed gives the
+    /// same lines, IDs and faults.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub seed: u64,
+
+    /// Address to listen on; port 0 picks a free port. The base URL is printed as the
+    /// first line of output.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
+    pub listen: SocketAddr,
+
+    /// Write the IDs of the simulated lines to FILE, one per line (ready for
+    /// `ptt-audit audit --lines FILE`). Written before the base URL is printed.
+    #[arg(long, value_name = "FILE")]
+    pub ids_out: Option<PathBuf>,
+
+    /// Answer 429 with Retry-After when more than RPS requests a second arrive
+    /// (token bucket over all requests). Default: no limit.
+    #[arg(long, value_name = "RPS", value_parser = parse_positive_rate)]
+    pub rate_limit: Option<f64>,
+
+    /// How many requests may arrive at once before the rate limit applies
+    /// [default: the rate, at least 1].
+    #[arg(long, value_name = "N", requires = "rate_limit", value_parser = clap::value_parser!(u32).range(1..))]
+    pub burst: Option<u32>,
+
+    /// Inject faults: comma-separated KIND=PROBABILITY with KIND one of 5xx, timeout,
+    /// reset, malformed (per request, transient: retries succeed) and 404 (per line,
+    /// permanent). Example: 5xx=0.02,timeout=0.01,reset=0.005,malformed=0.005,404=0.01
+    #[arg(long, value_name = "SPEC", default_value = "none")]
+    pub faults: Faults,
+
+    /// How long a `timeout` fault stalls before answering (e.g. 60s, 2m).
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub slow_delay: Duration,
+
+    /// Require this bearer token (default: accept any non-empty one). It is a made-up
+    /// token for the simulator only, which is why it may be given as a flag; never
+    /// pass a real Webex token here.
+    #[arg(long, value_name = "TOKEN")]
+    pub token: Option<String>,
+
+    /// Act as organisation ORG: requests with another orgId get 403, requests
+    /// without one are accepted.
+    #[arg(long, value_name = "ORG")]
+    pub org_id: Option<String>,
+}
+
+fn parse_positive_rate(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err(format!(
+            "`{s}` is not a positive number of requests per second"
+        )),
+    }
+}
+
+impl SimulateArgs {
+    /// Splits the flags into the simulator's configuration, the listen address and
+    /// the IDs file.
+    pub fn into_config(self) -> (SimConfig, SocketAddr, Option<PathBuf>) {
+        let config = SimConfig {
+            lines: self.lines,
+            seed: self.seed,
+            token: self.token,
+            org_id: self.org_id,
+            rate_limit: self.rate_limit,
+            burst: self.burst,
+            faults: self.faults,
+            throttle_windows: Vec::new(),
+            slow_delay: self.slow_delay,
+        };
+        (config, self.listen, self.ids_out)
+    }
+}
+
+/// One line saying what a configuration simulates (no token value in it).
+fn describe(config: &SimConfig) -> String {
+    let mut s = format!("{} virtual lines (seed {})", config.lines, config.seed);
+    s.push_str(match config.token {
+        Some(_) => ", a fixed bearer token required",
+        None => ", any bearer token accepted",
+    });
+    if let Some(org) = &config.org_id {
+        s.push_str(&format!(", org {org}"));
+    }
+    match config.rate_limit {
+        Some(rate) => s.push_str(&format!(", rate limit {rate}/s")),
+        None => s.push_str(", no rate limit"),
+    }
+    s.push_str(&format!(", faults: {}", config.faults));
+    s
+}
+
+/// `ptt-audit simulate`: starts the simulator, writes the IDs file (if asked), prints
+/// the base URL as the first line of stdout, serves until Ctrl-C, then prints what
+/// it answered.
+pub async fn run_cli(
+    config: SimConfig,
+    listen: SocketAddr,
+    ids_out: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let description = describe(&config);
+    let sim = start(config, listen).await?;
+    if let Some(path) = &ids_out {
+        // The IDs file must be complete before the URL appears: scripts wait for the
+        // URL and then read the file. A temporary file and a rename guarantee that.
+        let mut text = sim.ids.join("\n");
+        text.push('\n');
+        let tmp = path.with_extension("tmp");
+        tokio::fs::write(&tmp, text)
+            .await
+            .with_context(|| format!("cannot write {}", tmp.display()))?;
+        tokio::fs::rename(&tmp, path)
+            .await
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{}", sim.base_url)?;
+        out.flush()?;
+    }
+    if !sim.addr.ip().is_loopback() {
+        eprintln!(
+            "warning: listening on {}, reachable from other machines",
+            sim.addr
+        );
+    }
+    eprintln!(
+        "ptt-audit simulate: serving {description} at {}; press Ctrl-C to stop",
+        sim.base_url
+    );
+    tokio::signal::ctrl_c()
+        .await
+        .context("cannot wait for Ctrl-C")?;
+    let stats = sim.stats();
+    sim.shutdown().await;
+    println!("{stats}");
+    Ok(())
+}

@@ -1,0 +1,483 @@
+//! The HTTP side: routing, bearer auth, org checks, throttling, faults and the
+//! Webex-shaped answers.
+//!
+//! One fallback handler routes by hand: it is cheaper than a router for two routes
+//! and it lets every answer, including 404 and 405, carry a `TrackingID`.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::Response;
+use axum::Router;
+use tokio::sync::watch;
+
+use super::data::Dataset;
+use super::faults::{splitmix64, Fault, FaultPlan};
+use super::stats::SimStats;
+
+/// The path prefix of both endpoints (the base URL ends in `/v1`).
+const LINES_PATH: &str = "/v1/telephony/config/virtualLines";
+const DEFAULT_MAX: usize = 100;
+const MAX_MAX: usize = 1000;
+
+/// Everything the handler needs, shared by all connections.
+pub(crate) struct Shared {
+    pub data: Dataset,
+    pub plan: FaultPlan,
+    pub token: Option<String>,
+    pub org_id: Option<String>,
+    pub limiter: Option<Gcra>,
+    pub windows: Vec<(Duration, Duration)>,
+    pub slow_delay: Duration,
+    pub started: Instant,
+    pub stats: Arc<SimStats>,
+    pub tracking: TrackingIds,
+    pub shutdown: watch::Receiver<bool>,
+    /// `host:port` for `Link` URLs when a request has no `Host` header.
+    pub authority: String,
+}
+
+/// Builds the app: one handler for everything.
+pub(crate) fn router(shared: Arc<Shared>) -> Router {
+    Router::new().fallback(handle).with_state(shared)
+}
+
+/// A token bucket in its GCRA form: one atomic "theoretical arrival time", no lock.
+pub(crate) struct Gcra {
+    start: Instant,
+    interval_ns: u64,
+    /// How far ahead of now the arrival time may run: `(capacity - 1) * interval`.
+    tolerance_ns: u64,
+    tat_ns: AtomicU64,
+}
+
+impl Gcra {
+    /// `rate` tokens a second, `capacity` at most in the bucket, starting full.
+    pub(crate) fn new(rate: f64, capacity: u32, start: Instant) -> Gcra {
+        let interval_ns = (1e9 / rate).round().max(1.0) as u64;
+        Gcra {
+            start,
+            interval_ns,
+            tolerance_ns: interval_ns.saturating_mul(u64::from(capacity.max(1) - 1)),
+            tat_ns: AtomicU64::new(0),
+        }
+    }
+
+    /// Takes a token, or says how long until one is there.
+    fn check(&self, now: Instant) -> Result<(), Duration> {
+        let now_ns = now.saturating_duration_since(self.start).as_nanos() as u64;
+        let mut wait = 0;
+        let taken = self
+            .tat_ns
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |tat| {
+                let tat = tat.max(now_ns);
+                let ahead = tat - now_ns;
+                if ahead > self.tolerance_ns {
+                    wait = ahead - self.tolerance_ns;
+                    None
+                } else {
+                    Some(tat + self.interval_ns)
+                }
+            });
+        match taken {
+            Ok(_) => Ok(()),
+            Err(_) => Err(Duration::from_nanos(wait)),
+        }
+    }
+}
+
+/// `ROUTERGW_<uuid-shaped>` IDs from a per-server prefix and a counter.
+pub(crate) struct TrackingIds {
+    prefix: u64,
+    counter: AtomicU64,
+}
+
+impl TrackingIds {
+    /// IDs unique to this server instance (the prefix mixes in the wall clock).
+    pub(crate) fn new(seed: u64) -> TrackingIds {
+        let clock = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        TrackingIds {
+            prefix: splitmix64(seed ^ clock),
+            counter: AtomicU64::new(0),
+        }
+    }
+
+    fn next(&self) -> String {
+        let c = self.counter.fetch_add(1, Ordering::Relaxed);
+        let p = self.prefix;
+        // SplitMix64 is a bijection, so distinct counters give distinct IDs that
+        // still look random, like Webex's.
+        let h = splitmix64(p ^ c);
+        format!(
+            "ROUTERGW_{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
+            p >> 32,
+            (p >> 16) & 0xffff,
+            p & 0xfff,
+            0x8000 | ((h >> 48) & 0x3fff),
+            h & 0xffff_ffff_ffff
+        )
+    }
+}
+
+/// Which endpoint a path names.
+enum Route<'a> {
+    List,
+    Line(&'a str),
+    Unknown,
+}
+
+fn route(path: &str) -> Route<'_> {
+    let Some(rest) = path.strip_prefix(LINES_PATH) else {
+        return Route::Unknown;
+    };
+    if rest.is_empty() || rest == "/" {
+        return Route::List;
+    }
+    match rest
+        .strip_prefix('/')
+        .and_then(|r| r.strip_suffix("/pushToTalk"))
+    {
+        Some(seg) if !seg.is_empty() && !seg.contains('/') => Route::Line(seg),
+        _ => Route::Unknown,
+    }
+}
+
+/// The first value of query parameter `name`, decoded.
+fn query_param<'a>(query: Option<&'a str>, name: &str) -> Option<std::borrow::Cow<'a, str>> {
+    let query = query?;
+    url::form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v)
+}
+
+async fn handle(State(s): State<Arc<Shared>>, req: Request) -> Response {
+    s.stats.requests.fetch_add(1, Ordering::Relaxed);
+    let tid = s.tracking.next();
+
+    if req.method() != Method::GET {
+        return s.error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            &tid,
+            "The request method is not supported for this resource.",
+            None,
+        );
+    }
+    if !s.authorized(req.headers()) {
+        return s.error(
+            StatusCode::UNAUTHORIZED,
+            &tid,
+            "The request requires a valid access token set in the Authorization request header.",
+            None,
+        );
+    }
+    let now = Instant::now();
+    if let Some(wait) = s.throttle_window(now) {
+        return s.throttled(&tid, wait);
+    }
+    if let Some(limiter) = &s.limiter {
+        if let Err(wait) = limiter.check(now) {
+            return s.throttled(&tid, wait);
+        }
+    }
+
+    let uri = req.uri();
+    let route = route(uri.path());
+    if let Route::Unknown = route {
+        return s.error(
+            StatusCode::NOT_FOUND,
+            &tid,
+            "The requested resource could not be found.",
+            None,
+        );
+    }
+    let org = query_param(uri.query(), "orgId");
+    if let (Some(want), Some(got)) = (&s.org_id, &org) {
+        if want != got {
+            return s.error(
+                StatusCode::FORBIDDEN,
+                &tid,
+                "The user is not authorized to perform this action in the requested organization.",
+                Some(4003),
+            );
+        }
+    }
+    match route {
+        Route::Line(seg) => s.line(&tid, seg).await,
+        Route::List => s.list(&tid, uri.query(), req.headers()),
+        Route::Unknown => s.error(StatusCode::NOT_FOUND, &tid, "Not found.", None),
+    }
+}
+
+impl Shared {
+    fn authorized(&self, headers: &HeaderMap) -> bool {
+        let Some(given) = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(bearer)
+        else {
+            return false;
+        };
+        match &self.token {
+            Some(want) => given == want,
+            None => !given.is_empty(),
+        }
+    }
+
+    fn throttle_window(&self, now: Instant) -> Option<Duration> {
+        if self.windows.is_empty() {
+            return None;
+        }
+        let elapsed = now.saturating_duration_since(self.started);
+        self.windows
+            .iter()
+            .map(|(start, len)| (*start, start.saturating_add(*len)))
+            .find(|(start, end)| elapsed >= *start && elapsed < *end)
+            .map(|(_, end)| end - elapsed)
+    }
+
+    async fn line(&self, tid: &str, seg: &str) -> Response {
+        let index = percent_encoding::percent_decode_str(seg)
+            .decode_utf8()
+            .ok()
+            .and_then(|id| self.data.index.get(id.as_ref()).copied());
+        let Some(index) = index.filter(|i| !self.plan.is_not_found(*i)) else {
+            return self.error(
+                StatusCode::NOT_FOUND,
+                tid,
+                "[Error 4008] Virtual line not found.",
+                Some(4008),
+            );
+        };
+        let Some(line) = self.data.lines.get(index) else {
+            return self.error(StatusCode::NOT_FOUND, tid, "Not found.", None);
+        };
+        match self.plan.next(index) {
+            Fault::None => self.json(StatusCode::OK, tid, line.body.clone(), None),
+            Fault::Status(code) => self.error(
+                code,
+                tid,
+                match code.as_u16() {
+                    500 => "Internal Server Error.",
+                    502 => "Bad Gateway: the upstream service did not answer.",
+                    503 => "Service Unavailable: please try again later.",
+                    _ => "Gateway Timeout: the upstream service took too long.",
+                },
+                None,
+            ),
+            Fault::Timeout => {
+                self.stats.timeouts.fetch_add(1, Ordering::Relaxed);
+                let mut stop = self.shutdown.clone();
+                tokio::select! {
+                    _ = tokio::time::sleep(self.slow_delay) => {}
+                    _ = stop.wait_for(|stopping| *stopping) => {}
+                }
+                self.json(StatusCode::OK, tid, line.body.clone(), None)
+            }
+            Fault::Reset => {
+                self.stats.resets.fetch_add(1, Ordering::Relaxed);
+                reset_response()
+            }
+            Fault::Malformed => {
+                self.stats.malformed.fetch_add(1, Ordering::Relaxed);
+                // A prefix of a JSON object never closes it, so it never parses.
+                let cut = (line.body.len() / 2).max(1);
+                self.json(StatusCode::OK, tid, line.body.slice(..cut), None)
+            }
+        }
+    }
+
+    fn list(&self, tid: &str, query: Option<&str>, headers: &HeaderMap) -> Response {
+        let max = match query_param(query, "max") {
+            None => DEFAULT_MAX,
+            Some(v) => match v.parse::<usize>() {
+                Ok(n) if n >= 1 => n.min(MAX_MAX),
+                _ => {
+                    return self.error(
+                        StatusCode::BAD_REQUEST,
+                        tid,
+                        "Invalid value for parameter max: a positive integer is required.",
+                        None,
+                    )
+                }
+            },
+        };
+        let start =
+            match query_param(query, "start") {
+                None => 0,
+                Some(v) => match v.parse::<usize>() {
+                    Ok(n) => n,
+                    Err(_) => return self.error(
+                        StatusCode::BAD_REQUEST,
+                        tid,
+                        "Invalid value for parameter start: a non-negative integer is required.",
+                        None,
+                    ),
+                },
+            };
+        let total = self.data.lines.len();
+        let from = start.min(total);
+        let to = start.saturating_add(max).min(total);
+        let page = &self.data.lines[from..to];
+        let mut body =
+            String::with_capacity(20 + page.iter().map(|l| l.list_item.len() + 1).sum::<usize>());
+        body.push_str("{\"virtualLines\":[");
+        for (k, line) in page.iter().enumerate() {
+            if k > 0 {
+                body.push(',');
+            }
+            body.push_str(&line.list_item);
+        }
+        body.push_str("]}");
+
+        let link = (to < total).then(|| {
+            let host = headers
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .unwrap_or(&self.authority);
+            let mut q = url::form_urlencoded::Serializer::new(String::new());
+            q.append_pair("max", &max.to_string());
+            q.append_pair("start", &to.to_string());
+            if let Some(org) = query_param(query, "orgId") {
+                q.append_pair("orgId", &org);
+            }
+            format!("<http://{host}{LINES_PATH}?{}>; rel=\"next\"", q.finish())
+        });
+        self.json(StatusCode::OK, tid, Bytes::from(body), link)
+    }
+
+    fn throttled(&self, tid: &str, wait: Duration) -> Response {
+        // Whole seconds, rounded up, at least 1: a client that obeys it gets through.
+        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        let secs = secs.max(1);
+        let n = self.stats.throttled.load(Ordering::Relaxed);
+        // Webex sometimes sends a 429 with no body at all; alternate the two shapes.
+        let mut resp = if n % 2 == 1 {
+            let mut r = Response::new(Body::empty());
+            *r.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+            self.stats.count_status(429);
+            set_tracking(&mut r, tid);
+            r
+        } else {
+            self.error(
+                StatusCode::TOO_MANY_REQUESTS,
+                tid,
+                "Too many requests have been sent in a given amount of time.",
+                None,
+            )
+        };
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        resp
+    }
+
+    /// A Webex-shaped error: `message`, `errors[].description`, `trackingId`.
+    fn error(&self, status: StatusCode, tid: &str, message: &str, code: Option<u32>) -> Response {
+        let mut detail = serde_json::Map::new();
+        detail.insert("description".into(), message.into());
+        if let Some(code) = code {
+            detail.insert("errorCode".into(), code.into());
+        }
+        let body = serde_json::json!({
+            "message": message,
+            "errors": [detail],
+            "trackingId": tid,
+        });
+        let bytes = serde_json::to_vec(&body).unwrap_or_default();
+        self.json(status, tid, Bytes::from(bytes), None)
+    }
+
+    fn json(&self, status: StatusCode, tid: &str, body: Bytes, link: Option<String>) -> Response {
+        self.stats.count_status(status.as_u16());
+        let mut r = Response::new(Body::from(body));
+        *r.status_mut() = status;
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json;charset=UTF-8"),
+        );
+        if let Some(link) = link.and_then(|l| HeaderValue::try_from(l).ok()) {
+            r.headers_mut().insert(header::LINK, link);
+        }
+        set_tracking(&mut r, tid);
+        r
+    }
+}
+
+fn set_tracking(r: &mut Response, tid: &str) {
+    if let Ok(v) = HeaderValue::from_str(tid) {
+        r.headers_mut().insert("trackingid", v);
+    }
+}
+
+/// The token of an `Authorization: Bearer …` value (scheme case-insensitive).
+fn bearer(value: &str) -> Option<&str> {
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+/// An answer whose body fails before its first byte: hyper then drops the connection
+/// without having written the status line, so the client sees a closed connection.
+fn reset_response() -> Response {
+    let failing = futures::stream::once(async {
+        Err::<Bytes, std::io::Error>(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "simulated connection reset",
+        ))
+    });
+    Response::new(Body::from_stream(failing))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes() {
+        assert!(matches!(
+            route("/v1/telephony/config/virtualLines"),
+            Route::List
+        ));
+        assert!(matches!(
+            route("/v1/telephony/config/virtualLines/abc/pushToTalk"),
+            Route::Line("abc")
+        ));
+        assert!(matches!(
+            route("/v1/telephony/config/virtualLines//pushToTalk"),
+            Route::Unknown
+        ));
+        assert!(matches!(
+            route("/v1/telephony/config/virtualLines/a/b/pushToTalk"),
+            Route::Unknown
+        ));
+        assert!(matches!(route("/v1/people"), Route::Unknown));
+    }
+
+    #[test]
+    fn gcra_allows_capacity_then_waits_one_interval() {
+        let start = Instant::now();
+        let g = Gcra::new(2.0, 3, start);
+        for _ in 0..3 {
+            assert!(g.check(start).is_ok());
+        }
+        let wait = g.check(start).unwrap_err();
+        assert_eq!(wait, Duration::from_millis(500));
+        assert!(g.check(start + Duration::from_millis(500)).is_ok());
+    }
+
+    #[test]
+    fn bearer_parsing() {
+        assert_eq!(bearer("Bearer abc"), Some("abc"));
+        assert_eq!(bearer("bearer abc"), Some("abc"));
+        assert_eq!(bearer("Bearer "), None);
+        assert_eq!(bearer("Basic abc"), None);
+    }
+}
