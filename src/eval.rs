@@ -155,7 +155,19 @@ fn run_bool(e: &Expr, ctx: &cel::Context<'_, '_>, key: &str) -> Result<bool, Str
             "`{key}` returned {} instead of a bool",
             expr::with_article(expr::type_name(&other))
         )),
-        Err(err) => Err(format!("`{key}` could not be evaluated: {err}")),
+        Err(err) => Err(format!("`{key}` could not be evaluated: {}", explain(&err))),
+    }
+}
+
+/// CEL's error in the terms of the data: a missing name or key is a field the line's
+/// settings lack (the policy itself was checked at load time).
+fn explain(err: &cel::ExecutionError) -> String {
+    match err {
+        cel::ExecutionError::UndeclaredReference(name) => {
+            format!("the settings have no field `{name}`")
+        }
+        cel::ExecutionError::NoSuchKey(key) => format!("no field `{key}` in the data"),
+        other => other.to_string(),
     }
 }
 
