@@ -257,6 +257,13 @@ expires = 2026-06-30
     }
 
     #[test]
+    fn policy_sets_can_be_shared_between_tasks() {
+        fn shareable<T: Send + Sync + 'static>() {}
+        shareable::<PolicySet>();
+        shareable::<Finding>();
+    }
+
+    #[test]
     fn unreadable_lines_are_never_pass() {
         let p = policies();
         let findings = unreadable(&p, "HTTP 404: not found");

@@ -195,6 +195,31 @@ mod tests {
         program.execute(&ctx)
     }
 
+    /// Every function the module documentation promises to policy authors.
+    #[test]
+    fn documented_functions_are_available() {
+        for src in [
+            "size([1]) == 1 && has({'a': 1}.a) && [1].all(x, x > 0) && [1].exists(x, x == 1)",
+            "[1].exists_one(x, x == 1) && [1].map(x, x * 2) == [2] && [1, 2].filter(x, x > 1) == [2]",
+            "1 in [1] && 'ab'.startsWith('a') && 'ab'.endsWith('b') && 'ab'.contains('a')",
+            "string(1) == '1' && int('2') == 2 && uint(1) == 1u && double(1) == 1.0",
+            "bool('true') && type(1) == int && dyn(1) == 1 && optional.of(1).hasValue()",
+            "'Ab'.lowerAscii() == 'ab' && 'ab'.upperAscii() == 'AB' && ' a '.trim() == 'a'",
+            "'a,b'.split(',') == ['a', 'b'] && ['a', 'b'].join(',') == 'a,b'",
+            "'aa'.replace('a', 'b') == 'bb' && 'abc'.substring(1) == 'bc' && 'abc'.indexOf('c') == 2",
+            "'aba'.lastIndexOf('a') == 2 && 'abc'.charAt(1) == 'b' && '%s'.format(['x']) == 'x'",
+            "'ab'.reverse() == 'ba' && strings.quote('a') == '\"a\"'",
+            "[1, 1].distinct() == [1] && [[1], [2]].flatten() == [1, 2] && [1, 2].reverse() == [2, 1]",
+            "[1, 2, 3].slice(1, 2) == [2] && [2, 1].sort() == [1, 2] && lists.range(2) == [0, 1]",
+            "[2, 1].sortBy(x, x) == [1, 2]",
+        ] {
+            assert_eq!(eval(src, json!({})), Ok(Value::Bool(true)), "{src}");
+        }
+        // Not built in: the crate's `regex` and `chrono` features are off.
+        assert!(eval("'a'.matches('a')", json!({})).is_err());
+        assert!(eval("timestamp('2026-01-01T00:00:00Z')", json!({})).is_err());
+    }
+
     #[test]
     fn json_numbers_compare_with_cel_ints() {
         assert_eq!(

@@ -1,12 +1,34 @@
 //! Step two of loading: raw TOML values validated into the checked [`PolicySet`],
 //! collecting every problem in every file before giving up, the way cargo-deny does.
 //!
-//! CEL has no type checker here, so after compiling, every enabled rule's expressions
-//! are also run against sample records holding every field the API documents (see
-//! [`samples`]). A run that stops on a misspelt name, a missing `vars` entry or a
-//! result of the wrong type is reported as a load error; a run that stops for a reason
-//! that may depend on the data (an index past the end of an empty `members`, say) is
-//! not.
+//! # Checking CEL without a type checker
+//!
+//! Every expression of every rule is compiled (a syntax error is a load error even on
+//! a disabled rule). Because the cel crate has no type checker, the expressions of
+//! enabled rules are then checked in three ways, and the first problem of each
+//! expression is reported at the line of its key:
+//!
+//! 1. Statically: `vars.x` must name a defined var (unless the expression also tests
+//!    `has(vars.x)`), `line.x` must be `line.id`, and every named function must exist
+//!    in the environment (probed by calling it with no argument: a known function
+//!    answers "no matching overload", an unknown one "undeclared reference").
+//! 2. By running `when`, `require` and `message_expr` (each on its own, whatever `when`
+//!    gives) against four sample records (see [`samples`]) that hold every documented
+//!    field, with the enum values varied so that `&&`, `||` and `?:` cannot hide a
+//!    misspelt name on all of them: TWO_WAY/BLOCK_MEMBERS/auto-answer with a person,
+//!    ONE_WAY/ALLOW_MEMBERS with no member, TWO_WAY/ALLOW_MEMBERS with a person and a
+//!    place, ONE_WAY/BLOCK_MEMBERS/auto-answer with no member.
+//! 3. On those runs, a load error is: a result of the wrong type (`when`/`require` not
+//!    a bool, `message_expr` not a string); an undeclared name that looks like a
+//!    misspelling of a documented top-level name (`conectionType`); a missing key that
+//!    looks like a misspelling of a documented member or number field (`m.emial`).
+//!    "Looks like" means equal when case, `_` and `-` are ignored, or within two edits
+//!    (one for names of four characters or fewer).
+//!
+//! Not load errors: an undeclared name far from every documented one, taken for a
+//! field the API returns but does not document yet (the contract lets CEL see such
+//! fields; on a line without it the rule is `error`, never `pass`), and any other
+//! runtime error, which may depend on the data (`members[0]` on an empty list).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};

@@ -3,6 +3,25 @@
 //! Loading happens in two steps, as in cargo-deny: the files are parsed into raw,
 //! position-carrying values, then validated into the checked types below, collecting
 //! every problem (with file, line, column and rule ID) instead of stopping at the first.
+//! See [`load`] and [`load_str`]; evaluation lives in [`crate::eval`].
+//!
+//! # What CEL expressions see
+//!
+//! Each top-level field of the line's settings under its own name, exactly as the API
+//! returned it (`allowAutoAnswer`, `connectionType`, `accessType`, `members`, and any
+//! field the API adds); `members` as `[]` when absent or null; `line` (`line.id`);
+//! `vars` (the merged `[vars]` tables). `line` and `vars` win over API fields of the
+//! same name. JSON integers are CEL `int`s, so `size(members) > vars.max` works.
+//!
+//! Functions: the CEL standard library of the `cel` crate 0.15 (`size`, `has`, `all`,
+//! `exists`, `exists_one`, `map`, `filter`, `in`, `startsWith`, `endsWith`,
+//! `contains`, `string`, `int`, `uint`, `double`, `bool`, `type`, `dyn`, optional
+//! values), plus its `strings` extension (`lowerAscii`,
+//! `upperAscii`, `trim`, `split`, `join`, `replace`, `substring`, `indexOf`,
+//! `lastIndexOf`, `charAt`, `format`, `reverse`, `strings.quote`) and `lists`
+//! extension (`distinct`, `flatten`, `reverse`, `slice`, `sort`, `sortBy`,
+//! `lists.range`). Regular expressions (`matches`), timestamps and durations are not
+//! available: the crate is built without its `regex` and `chrono` features.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
