@@ -6,6 +6,7 @@
 //! evaluation) → [`report`] (streaming report formats), driven by [`audit`].
 //! [`policy`] loads the rules, [`simulator`] stands in for the Webex API.
 
+pub mod eval;
 pub mod input;
 pub mod model;
 pub mod policy;

@@ -3,12 +3,46 @@
 //! Loading happens in two steps, as in cargo-deny: the files are parsed into raw,
 //! position-carrying values, then validated into the checked types below, collecting
 //! every problem (with file, line, column and rule ID) instead of stopping at the first.
+//! See [`load`] and [`load_str`]; evaluation lives in [`crate::eval`].
+//!
+//! # What CEL expressions see
+//!
+//! Each top-level field of the line's settings under its own name, exactly as the API
+//! returned it (`allowAutoAnswer`, `connectionType`, `accessType`, `members`, and any
+//! field the API adds); `members` as `[]` when absent or null; `line` (`line.id`);
+//! `vars` (the merged `[vars]` tables). `line` and `vars` win over API fields of the
+//! same name. JSON integers are CEL `int`s, so `size(members) > vars.max` works.
+//!
+//! Functions: the CEL standard library of the `cel` crate 0.15 (`size`, `has`, `all`,
+//! `exists`, `exists_one`, `map`, `filter`, `in`, `startsWith`, `endsWith`,
+//! `contains`, `string`, `int`, `uint`, `double`, `bool`, `type`, `dyn`, optional
+//! values), plus its `strings` extension (`lowerAscii`,
+//! `upperAscii`, `trim`, `split`, `join`, `replace`, `substring`, `indexOf`,
+//! `lastIndexOf`, `charAt`, `format`, `reverse`, `strings.quote`) and `lists`
+//! extension (`distinct`, `flatten`, `reverse`, `slice`, `sort`, `sortBy`,
+//! `lists.range`). Regular expressions (`matches`), timestamps and durations are not
+//! available: the crate is built without its `regex` and `chrono` features.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 
 use chrono::NaiveDate;
 
 use crate::model::Severity;
+
+mod error;
+pub(crate) mod expr;
+mod load;
+pub(crate) mod raw;
+
+pub use error::{Diagnostic, PolicyErrors};
+pub use load::{load, load_str};
+
+use expr::{CelEnv, Expr};
+
+/// The shipped baseline pack (`policies/baseline.toml`), built into the binary so that
+/// `demo` and tests work from any folder.
+pub const BASELINE: &str = include_str!("../../policies/baseline.toml");
 
 /// A loaded, validated and compiled set of policies.
 #[derive(Debug)]
@@ -21,6 +55,23 @@ pub struct PolicySet {
     pub vars: serde_json::Map<String, serde_json::Value>,
     /// The files the set was loaded from, with their SHA-256, for the report.
     pub sources: Vec<PolicySource>,
+    /// The CEL environment every expression was compiled for.
+    pub(crate) env: CelEnv,
+    /// Waiver indices by line ID, for evaluation.
+    pub(crate) waivers_by_line: HashMap<String, Vec<usize>>,
+}
+
+impl PolicySet {
+    /// The rules that are evaluated, with their index in [`PolicySet::rules`] (the
+    /// index [`Finding::rule`](crate::model::Finding::rule) refers to), in rule order.
+    pub fn enabled_rules(&self) -> impl Iterator<Item = (usize, &Rule)> + '_ {
+        self.rules.iter().enumerate().filter(|(_, r)| r.enabled)
+    }
+
+    /// The rule with this ID, if any.
+    pub fn rule(&self, id: &str) -> Option<&Rule> {
+        self.rules.iter().find(|r| r.id == id)
+    }
 }
 
 /// One policy file, for the report's `run.policies`.
@@ -53,6 +104,32 @@ pub struct Rule {
     pub file: PathBuf,
     /// 1-based line of the `[[rule]]` header.
     pub line: usize,
+    pub(crate) when: Option<Expr>,
+    pub(crate) require: Expr,
+    pub(crate) message: Option<String>,
+    pub(crate) message_expr: Option<Expr>,
+}
+
+impl Rule {
+    /// The `when` expression as written, if the rule has one.
+    pub fn when_source(&self) -> Option<&str> {
+        self.when.as_ref().map(|e| e.source.as_str())
+    }
+
+    /// The `require` expression as written.
+    pub fn require_source(&self) -> &str {
+        &self.require.source
+    }
+
+    /// The fixed failure `message`, if any.
+    pub fn message(&self) -> Option<&str> {
+        self.message.as_deref()
+    }
+
+    /// The `message_expr` expression as written, if any.
+    pub fn message_expr_source(&self) -> Option<&str> {
+        self.message_expr.as_ref().map(|e| e.source.as_str())
+    }
 }
 
 /// A checked waiver.
