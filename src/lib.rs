@@ -6,6 +6,10 @@
 //! evaluation) → [`report`] (streaming report formats), driven by [`audit`].
 //! [`policy`] loads the rules, [`simulator`] stands in for the Webex API.
 
+pub mod app;
+pub mod audit;
+pub mod config;
+pub mod demo;
 pub mod eval;
 pub mod input;
 pub mod model;

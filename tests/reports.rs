@@ -4,14 +4,14 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use chrono::{NaiveDate, TimeZone, Utc};
+use chrono::{TimeZone, Utc};
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
 use ptt_audit::model::{
     ErrorKind, Finding, LineError, LineReport, LineStatus, RuleStatus, Severity,
 };
-use ptt_audit::policy::{PolicySet, PolicySource, Rule, Waiver};
+use ptt_audit::policy::PolicySet;
 use ptt_audit::report::{
     csv::{FINDINGS_HEADER, LINES_HEADER},
     neutralise, Format, Reports, RunEnd, RunMeta, WaiverState,
@@ -21,51 +21,58 @@ const FINDINGS_LINE: &str = "run_id,audited_at,org_id,line_id,line_name,rule_id,
 const LINES_LINE: &str = "run_id,audited_at,org_id,line_id,line_name,status,allow_auto_answer,connection_type,access_type,member_count,members,failed_rules,highest_severity,error_kind,http_status,tracking_id,error_message";
 const STEM: &str = "ptt-audit-20261129T032056Z";
 
-fn rule(id: &str, severity: Severity, enabled: bool) -> Rule {
-    Rule {
-        id: id.into(),
-        title: format!("Title of {id}"),
-        severity,
-        description: Some("why".into()),
-        remediation: Some(format!("fix {id}")),
-        references: vec![],
-        enabled,
-        file: PathBuf::from("policies/baseline.toml"),
-        line: 1,
-    }
-}
+const POLICY: &str = r#"
+[[rule]]
+id = "PTT-A"
+title = "Title of PTT-A"
+severity = "high"
+require = "true"
+description = "why"
+remediation = "fix PTT-A"
 
-fn waiver(rule: &str, line: &str, expires: (i32, u32, u32)) -> Waiver {
-    Waiver {
-        rule: rule.into(),
-        line: line.into(),
-        reason: format!("approved for {line}"),
-        expires: NaiveDate::from_ymd_opt(expires.0, expires.1, expires.2).expect("date"),
-        file: PathBuf::from("policies/waivers.toml"),
-        line_no: 3,
-    }
-}
+[[rule]]
+id = "PTT-OFF"
+title = "Title of PTT-OFF"
+severity = "low"
+require = "true"
+description = "why"
+remediation = "fix PTT-OFF"
+enabled = false
+
+[[rule]]
+id = "PTT-C"
+title = "Title of PTT-C"
+severity = "critical"
+require = "true"
+description = "why"
+remediation = "fix PTT-C"
+
+[[waiver]]
+rule = "PTT-A"
+line = "L2"
+reason = "approved for L2"
+expires = 2027-01-31
+
+[[waiver]]
+rule = "PTT-C"
+line = "L3"
+reason = "approved for L3"
+expires = 2025-01-01
+
+[[waiver]]
+rule = "PTT-C"
+line = "nobody"
+reason = "approved for nobody"
+expires = 2027-01-01
+"#;
 
 /// Rules 0 and 2 enabled (high, critical), rule 1 disabled; waiver 0 applies to L2,
 /// waiver 1 is expired on L3, waiver 2 matches nothing.
 fn policies() -> Arc<PolicySet> {
-    Arc::new(PolicySet {
-        rules: vec![
-            rule("PTT-A", Severity::High, true),
-            rule("PTT-OFF", Severity::Low, false),
-            rule("PTT-C", Severity::Critical, true),
-        ],
-        waivers: vec![
-            waiver("PTT-A", "L2", (2027, 1, 31)),
-            waiver("PTT-C", "L3", (2025, 1, 1)),
-            waiver("PTT-C", "nobody", (2027, 1, 1)),
-        ],
-        vars: Default::default(),
-        sources: vec![PolicySource {
-            path: "policies/baseline.toml".into(),
-            sha256: "ab".repeat(32),
-        }],
-    })
+    Arc::new(
+        ptt_audit::policy::load_str(std::path::Path::new("policies/baseline.toml"), POLICY)
+            .expect("test policy loads"),
+    )
 }
 
 fn meta() -> RunMeta {
@@ -509,7 +516,11 @@ fn json_has_exactly_the_contracts_keys() {
         &[],
         "run.policies[0]",
     );
-    assert_eq!(run["policies"][0]["sha256"], "ab".repeat(32));
+    assert_eq!(
+        run["policies"][0]["sha256"].as_str().map(str::len),
+        Some(64),
+        "hex SHA-256"
+    );
 
     let s = &doc["summary"];
     assert_keys(s, &["lines", "results", "fail_by_severity"], &[], "summary");
@@ -642,12 +653,9 @@ fn json_waiver_states_from_run_end_win() {
 #[test]
 fn json_with_no_lines_and_no_policies_is_valid() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let empty = Arc::new(PolicySet {
-        rules: vec![],
-        waivers: vec![],
-        vars: Default::default(),
-        sources: vec![],
-    });
+    let empty = Arc::new(
+        ptt_audit::policy::load_str(std::path::Path::new("empty.toml"), "").expect("loads"),
+    );
     let mut m = meta();
     m.org_id = None;
     let r = Reports::create(dir.path(), &[Format::Json, Format::Csv], m, empty).expect("create");

@@ -29,7 +29,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::model::{Finding, LineReport, LineStatus, RuleStatus, Severity};
 use crate::policy::PolicySet;
@@ -133,28 +133,7 @@ pub struct RunEnd {
     pub waiver_states: Vec<WaiverState>,
 }
 
-/// What became of a waiver in this run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum WaiverState {
-    /// It turned some `fail` into `waived`.
-    Applied,
-    /// Past its date: ignored, the result stayed `fail`.
-    Expired,
-    /// It matched no failing result.
-    Unused,
-}
-
-impl WaiverState {
-    /// The contract's spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            WaiverState::Applied => "applied",
-            WaiverState::Expired => "expired",
-            WaiverState::Unused => "unused",
-        }
-    }
-}
+pub use crate::eval::WaiverState;
 
 /// Why a report could not be written.
 #[derive(Debug, thiserror::Error)]

@@ -99,36 +99,28 @@ pub fn render_summary(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::Rule;
 
-    fn rule(id: &str, severity: Severity) -> Rule {
-        Rule {
-            id: id.into(),
-            title: format!("title of {id}"),
-            severity,
-            description: None,
-            remediation: None,
-            references: vec![],
-            enabled: true,
-            file: PathBuf::from("p.toml"),
-            line: 1,
-        }
+    fn policies(rules: &[(&str, &str)]) -> PolicySet {
+        let text: String = rules
+            .iter()
+            .map(|(id, sev)| {
+                format!(
+                    "[[rule]]\nid = \"{id}\"\ntitle = \"title of {id}\"\nseverity = \"{sev}\"\nrequire = \"true\"\n"
+                )
+            })
+            .collect();
+        crate::policy::load_str(std::path::Path::new("p.toml"), &text).expect("test policy loads")
     }
 
     #[test]
     fn failing_rules_sorted_by_severity_then_count() {
-        let policies = PolicySet {
-            rules: vec![
-                rule("A-LOW", Severity::Low),
-                rule("B-HIGH-FEW", Severity::High),
-                rule("C-HIGH-MANY", Severity::High),
-                rule("D-CRIT", Severity::Critical),
-                rule("E-NEVER", Severity::Critical),
-            ],
-            waivers: vec![],
-            vars: Default::default(),
-            sources: vec![],
-        };
+        let policies = policies(&[
+            ("A-LOW", "low"),
+            ("B-HIGH-FEW", "high"),
+            ("C-HIGH-MANY", "high"),
+            ("D-CRIT", "critical"),
+            ("E-NEVER", "critical"),
+        ]);
         let mut s = Summary::default();
         s.failing_rules.insert(0, 50);
         s.failing_rules.insert(1, 2);
@@ -153,12 +145,7 @@ mod tests {
 
     #[test]
     fn no_failures_and_exit_zero() {
-        let policies = PolicySet {
-            rules: vec![],
-            waivers: vec![],
-            vars: Default::default(),
-            sources: vec![],
-        };
+        let policies = policies(&[]);
         let text = render_summary(&Summary::default(), &policies, &[], 0);
         assert!(text.contains("No rule failed."), "{text}");
         assert!(text.contains("Exit code 0: all lines were read"), "{text}");
