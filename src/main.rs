@@ -17,13 +17,25 @@ use ptt_audit::config::{AuditArgs, DEFAULT_POLICIES};
 #[command(name = "ptt-audit", version, about, long_about)]
 struct Cli {
     /// More log detail on stderr (-v debug, -vv trace).
-    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    #[arg(short, long, action = clap::ArgAction::Count, global = true, help_heading = "Logging")]
     verbose: u8,
     /// Only warnings and errors on stderr, no progress line (for cron).
-    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    #[arg(
+        short,
+        long,
+        global = true,
+        conflicts_with = "verbose",
+        help_heading = "Logging"
+    )]
     quiet: bool,
     /// Log format on stderr: `text` for people, `json` for log shippers.
-    #[arg(long, value_enum, default_value = "text", global = true)]
+    #[arg(
+        long,
+        value_enum,
+        default_value = "text",
+        global = true,
+        help_heading = "Logging"
+    )]
     log_format: LogFormat,
     #[command(subcommand)]
     command: Command,

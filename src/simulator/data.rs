@@ -190,7 +190,7 @@ fn settings_for(rng: &mut StdRng, i: usize) -> Value {
                 let who = *PEOPLE.choose(rng).unwrap_or(&PEOPLE[0]);
                 m.push(person(rng, who, Some(name)));
             }
-            m.push(random_member(rng));
+            m.push(random_member(rng, 0.85));
             Some(m)
         }
         4 => Some(Vec::new()),
@@ -249,13 +249,22 @@ fn settings_for(rng: &mut StdRng, i: usize) -> Value {
     Value::Object(obj)
 }
 
+/// Share of lines whose member list mixes in workspaces or virtual lines: in a real
+/// org most lists were built from people, a few by hand with whatever matched.
+const MIXED_MEMBER_LISTS: f64 = 0.08;
+
 fn random_members(rng: &mut StdRng, n: usize) -> Vec<Value> {
-    (0..n).map(|_| random_member(rng)).collect()
+    let people_share = if rng.random_bool(MIXED_MEMBER_LISTS) {
+        0.85
+    } else {
+        1.0
+    };
+    (0..n).map(|_| random_member(rng, people_share)).collect()
 }
 
-fn random_member(rng: &mut StdRng) -> Value {
+fn random_member(rng: &mut StdRng, people_share: f64) -> Value {
     let roll: f64 = rng.random();
-    if roll < 0.85 {
+    if roll < people_share {
         let who = *PEOPLE.choose(rng).unwrap_or(&PEOPLE[0]);
         let display = if rng.random_bool(0.03) {
             FORMULA_NAMES.choose(rng).copied()
@@ -263,7 +272,7 @@ fn random_member(rng: &mut StdRng) -> Value {
             None
         };
         person(rng, who, display)
-    } else if roll < 0.95 {
+    } else if roll < people_share + (1.0 - people_share) * 0.66 {
         place(rng)
     } else {
         virtual_line_member(rng)
