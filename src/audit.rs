@@ -92,6 +92,10 @@ pub async fn run(
         base_url: base_url.to_string(),
         tool_version: env!("CARGO_PKG_VERSION").to_string(),
     };
+    let previous = match &args.previous {
+        Some(path) => Some(crate::compare::Previous::load(path)?),
+        None => None,
+    };
     let mut reports = Reports::create(&args.out, &args.format.0, meta, policies.clone())
         .with_context(|| format!("cannot create reports in {}", args.out.display()))?;
     let total = lines.len();
@@ -145,7 +149,10 @@ pub async fn run(
         .buffered(window);
 
     let mut waivers_applied = vec![false; policies.waivers.len()];
-    while let Some(report) = results.next().await {
+    while let Some(mut report) = results.next().await {
+        if let Some(previous) = &previous {
+            previous.annotate(&mut report, &policies);
+        }
         for f in &report.findings {
             if let (RuleStatus::Waived, Some(w)) = (f.status, f.waiver) {
                 waivers_applied[w] = true;

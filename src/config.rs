@@ -109,6 +109,12 @@ pub struct AuditArgs {
           default_value = crate::webex::DEFAULT_BASE_URL)]
     pub base_url: String,
 
+    /// A previous report to compare with (its `-findings.csv`, or its `.json` next to
+    /// one): fills the findings' `change` column (`new`, `unchanged`, `regressed`,
+    /// `resolved`, `changed`) and adds the counts to the summary.
+    #[arg(long, value_name = "FILE")]
+    pub previous: Option<PathBuf>,
+
     /// File holding the API token (else the WEBEX_TOKEN environment variable). There is
     /// deliberately no flag that takes the token itself: command lines are visible to
     /// every user of the machine.

@@ -80,6 +80,7 @@ pub async fn run(args: DemoArgs, options: RunOptions) -> anyhow::Result<i32> {
         fail_on: FailOn::Low,
         base_url: sim.base_url.clone(),
         token_file: None,
+        previous: None,
     };
     let lines = sim
         .ids

@@ -48,6 +48,7 @@ pub fn evaluate(
                 status,
                 message,
                 waiver: None,
+                change: None,
             };
             if let Some(when) = &rule.when {
                 match run_bool(when, &ctx, "when") {
@@ -88,6 +89,7 @@ pub fn unreadable(policies: &PolicySet, message: &str) -> Vec<Finding> {
             status: RuleStatus::Error,
             message: Some(message.to_string()),
             waiver: None,
+            change: None,
         })
         .collect()
 }

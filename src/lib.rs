@@ -8,6 +8,7 @@
 
 pub mod app;
 pub mod audit;
+pub mod compare;
 pub mod config;
 pub mod demo;
 pub mod eval;

@@ -69,6 +69,20 @@ pub enum RuleStatus {
 }
 
 impl RuleStatus {
+    /// Every status.
+    pub const ALL: [RuleStatus; 5] = [
+        RuleStatus::Pass,
+        RuleStatus::Fail,
+        RuleStatus::Waived,
+        RuleStatus::NotApplicable,
+        RuleStatus::Error,
+    ];
+
+    /// Parses the contract's spelling.
+    pub fn parse(s: &str) -> Option<RuleStatus> {
+        RuleStatus::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+
     /// The contract's spelling.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -173,6 +187,54 @@ impl LineError {
     }
 }
 
+/// How a result differs from the same line and rule in a previous report
+/// (`audit --previous`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Change {
+    /// The previous report had no result for this line and rule.
+    New,
+    /// Same status as before.
+    Unchanged,
+    /// Fails now; did not fail before.
+    Regressed,
+    /// Failed before; passes, is waived or no longer applies now.
+    Resolved,
+    /// Any other change of status (for example `pass` to `error`).
+    Changed,
+}
+
+impl Change {
+    /// The spelling used in the reports' `change` column.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Change::New => "new",
+            Change::Unchanged => "unchanged",
+            Change::Regressed => "regressed",
+            Change::Resolved => "resolved",
+            Change::Changed => "changed",
+        }
+    }
+
+    /// The change from `before` (absent: never reported) to `now`.
+    pub fn between(before: Option<RuleStatus>, now: RuleStatus) -> Change {
+        match before {
+            None => Change::New,
+            Some(b) if b == now => Change::Unchanged,
+            Some(_) if now == RuleStatus::Fail => Change::Regressed,
+            Some(RuleStatus::Fail)
+                if matches!(
+                    now,
+                    RuleStatus::Pass | RuleStatus::Waived | RuleStatus::NotApplicable
+                ) =>
+            {
+                Change::Resolved
+            }
+            Some(_) => Change::Changed,
+        }
+    }
+}
+
 /// One rule's result on one line, as evaluation produces it.
 ///
 /// Rules and waivers are referred to by their index in the loaded
@@ -188,6 +250,8 @@ pub struct Finding {
     /// Index into `PolicySet::waivers` of the waiver that matched this line and rule
     /// (applied when `status` is `Waived`; expired when the status stayed `Fail`).
     pub waiver: Option<usize>,
+    /// How this differs from a previous report; `None` when there is none to compare.
+    pub change: Option<Change>,
 }
 
 /// Everything known about one input line once its fate is settled.

@@ -375,3 +375,88 @@ fn the_shipped_policies_are_valid() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[tokio::test]
+async fn previous_report_fills_the_change_column() {
+    let first = MockServer::start().await;
+    serve(&first, "A", 200, two_way_block()).await;
+    serve(&first, "B", 200, compliant()).await;
+    let before = audit(
+        &first,
+        &["--line", "A", "--line", "B", "--fail-on", "never"],
+    );
+    assert_eq!(before.code, 0, "{}", before.stderr);
+    let json = before
+        .files()
+        .into_iter()
+        .find(|p| p.extension().is_some_and(|e| e == "json"))
+        .unwrap();
+
+    // Overnight: A was fixed, B was opened up, C is new.
+    let second = MockServer::start().await;
+    serve(&second, "A", 200, compliant()).await;
+    serve(&second, "[BC]", 200, two_way_block()).await;
+    let after = audit(
+        &second,
+        &[
+            "--line",
+            "A",
+            "--line",
+            "B",
+            "--line",
+            "C",
+            "--fail-on",
+            "never",
+            "--previous",
+            json.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(after.code, 0, "{}", after.stderr);
+    let findings = after
+        .files()
+        .into_iter()
+        .find(|p| p.to_string_lossy().ends_with("-findings.csv"))
+        .unwrap();
+    let mut reader = csv::Reader::from_path(findings).unwrap();
+    let rows: Vec<(String, String, String, String)> = reader
+        .records()
+        .map(|r| {
+            let r = r.unwrap();
+            (
+                r[3].to_string(),
+                r[5].to_string(),
+                r[8].to_string(),
+                r[13].to_string(),
+            )
+        })
+        .collect();
+    let change = |line: &str, rule: &str| {
+        rows.iter()
+            .find(|r| r.0 == line && r.1 == rule)
+            .map(|r| r.3.clone())
+            .unwrap()
+    };
+    assert_eq!(change("A", "TEST-TWO-WAY-ALLOW"), "resolved", "{rows:?}");
+    assert_eq!(change("B", "TEST-TWO-WAY-ALLOW"), "regressed");
+    assert_eq!(change("C", "TEST-TWO-WAY-ALLOW"), "new");
+    assert_eq!(change("B", "TEST-ALLOW-SIZE"), "changed");
+    assert_eq!(after.json()["summary"]["changes"]["regressed"], 1);
+    assert!(
+        after
+            .stdout
+            .contains("Since the previous report: 1 regressed"),
+        "{}",
+        after.stdout
+    );
+
+    let missing = audit(
+        &second,
+        &["--line", "A", "--previous", "/nonexistent/x.json"],
+    );
+    assert_eq!(missing.code, 2);
+    assert!(
+        missing.stderr.contains("x-findings.csv"),
+        "{}",
+        missing.stderr
+    );
+}

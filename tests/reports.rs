@@ -105,6 +105,7 @@ fn finding(
         status,
         message: message.map(str::to_string),
         waiver,
+        change: None,
     }
 }
 

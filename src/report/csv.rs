@@ -15,8 +15,8 @@
 //!   status `error` and the line's error message (see
 //!   [`effective_findings`](super::effective_findings)), so "one row per line and rule"
 //!   holds for every line.
-//! - `change` is always empty for now; the column is there so that a later version can
-//!   fill it without moving columns.
+//! - `change` compares with a previous report (`audit --previous`): `new`, `unchanged`,
+//!   `regressed`, `resolved` or `changed`; empty when there is none.
 
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
@@ -255,7 +255,7 @@ impl ReportWriter for CsvWriter {
                 waiver
                     .map(|w| Cow::Owned(w.expires.format("%Y-%m-%d").to_string()))
                     .unwrap_or(Cow::Borrowed("")),
-                Cow::Borrowed(""),
+                Cow::Borrowed(f.change.map(|c| c.as_str()).unwrap_or("")),
             ];
             write_row(&mut self.findings, &self.findings_path, &row)?;
         }

@@ -21,7 +21,7 @@ use super::atomic::{AtomicFile, TempFile};
 use super::{
     effective_findings, rfc3339, ReportError, ReportWriter, RunEnd, RunMeta, Summary, WaiverState,
 };
-use crate::model::{LineError, LineReport, LineStatus, RuleStatus, Severity};
+use crate::model::{Change, LineError, LineReport, LineStatus, RuleStatus, Severity};
 use crate::policy::PolicySet;
 
 /// The `schema_version` this writer produces.
@@ -58,6 +58,8 @@ struct JsonResult<'a> {
     message: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     waiver: Option<JsonWaiver<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    change: Option<Change>,
 }
 
 #[derive(Serialize)]
@@ -193,6 +195,7 @@ impl ReportWriter for JsonWriter {
                 severity: rule.severity,
                 message: f.message.clone(),
                 waiver,
+                change: f.change,
             });
         }
         let obj = JsonLine {

@@ -318,6 +318,24 @@ pub struct Summary {
     /// summary. Not part of the JSON `summary` object.
     #[serde(skip)]
     pub failing_rules: BTreeMap<usize, u64>,
+    /// Results by change since the previous report; only with `audit --previous`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub changes: Option<ChangeCounts>,
+}
+
+/// Results by [`Change`](crate::model::Change), for `summary.changes`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ChangeCounts {
+    /// Not in the previous report.
+    pub new: u64,
+    /// Same status.
+    pub unchanged: u64,
+    /// Fail now, did not before.
+    pub regressed: u64,
+    /// Failed before, not now.
+    pub resolved: u64,
+    /// Any other change.
+    pub changed: u64,
 }
 
 impl Summary {
@@ -343,6 +361,16 @@ impl Summary {
                 RuleStatus::Waived => r.waived += 1,
                 RuleStatus::NotApplicable => r.not_applicable += 1,
                 RuleStatus::Error => r.error += 1,
+            }
+            if let Some(change) = f.change {
+                let c = self.changes.get_or_insert_with(ChangeCounts::default);
+                *match change {
+                    crate::model::Change::New => &mut c.new,
+                    crate::model::Change::Unchanged => &mut c.unchanged,
+                    crate::model::Change::Regressed => &mut c.regressed,
+                    crate::model::Change::Resolved => &mut c.resolved,
+                    crate::model::Change::Changed => &mut c.changed,
+                } += 1;
             }
             if f.status == RuleStatus::Fail {
                 if let Some(rule) = policies.rules.get(f.rule) {
@@ -393,6 +421,7 @@ pub fn effective_findings<'a>(line: &'a LineReport, policies: &PolicySet) -> Cow
                 status: RuleStatus::Error,
                 message: Some(message.clone()),
                 waiver: None,
+                change: None,
             })
             .collect(),
     )

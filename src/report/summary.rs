@@ -35,6 +35,13 @@ pub fn render_summary(
         r.not_applicable,
         r.error
     );
+    if let Some(c) = &summary.changes {
+        let _ = writeln!(
+            out,
+            "Since the previous report: {} regressed, {} resolved, {} changed, {} new, {} unchanged",
+            c.regressed, c.resolved, c.changed, c.new, c.unchanged
+        );
+    }
 
     let mut failing: Vec<(Severity, u64, &str, &str)> = summary
         .failing_rules
