@@ -127,8 +127,10 @@ fn init_logging(cli: &Cli) {
     // Our own crate at the chosen level; dependencies stay at warn unless RUST_LOG says.
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(format!("warn,ptt_audit={level}")));
+    // Colours only for a person at a terminal: cron mails and log files get plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match cli.log_format {
         LogFormat::Text => builder.with_target(false).init(),
