@@ -3,6 +3,7 @@
 
 use std::io::Write;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use crate::audit::{self, exit, Outcome, RunOptions};
@@ -10,12 +11,71 @@ use crate::config::{AuditArgs, TOKEN_ENV};
 use crate::policy::{self, PolicySet};
 use crate::webex::{StopReason, Token};
 
-/// Loads policies, printing every problem to stderr; `None` means exit 2.
+static JSON_LOGS: AtomicBool = AtomicBool::new(false);
+
+/// Makes [`tell`] write JSON log events instead of plain lines (`--log-format json`).
+pub fn set_json_logs(on: bool) {
+    JSON_LOGS.store(on, Ordering::Relaxed);
+}
+
+/// How much a message to the user matters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tone {
+    /// Something failed.
+    Error,
+    /// Something the user should know.
+    Warn,
+    /// Information.
+    Info,
+}
+
+/// Tells the user something on stderr: a plain line for a person, or one log event when
+/// the logs are JSON, so that a log shipper never sees a line that is not JSON.
+pub fn tell(tone: Tone, text: &str) {
+    if JSON_LOGS.load(Ordering::Relaxed) {
+        match tone {
+            Tone::Error => tracing::error!("{text}"),
+            Tone::Warn => tracing::warn!("{text}"),
+            Tone::Info => tracing::info!("{text}"),
+        }
+    } else {
+        match tone {
+            Tone::Error => eprintln!("error: {text}"),
+            Tone::Warn | Tone::Info => eprintln!("{text}"),
+        }
+    }
+}
+
+/// Loads policies, telling every problem; `None` means exit 2. A set with no enabled
+/// rule is refused too: auditing against nothing would report every line compliant.
 pub fn load_policies(path: &Path) -> Option<PolicySet> {
     match policy::load(path) {
-        Ok(set) => Some(set),
+        Ok(set) if set.rules.iter().any(|r| r.enabled) => Some(set),
+        Ok(_) => {
+            tell(
+                Tone::Error,
+                &format!(
+                    "{} holds no enabled rule: an audit against it would pass every line",
+                    path.display()
+                ),
+            );
+            None
+        }
         Err(errors) => {
-            eprintln!("{errors}");
+            if JSON_LOGS.load(Ordering::Relaxed) {
+                for d in &errors.diagnostics {
+                    tell(Tone::Error, &d.to_string());
+                }
+            } else {
+                eprintln!("{errors}");
+            }
+            if !path.exists() {
+                tell(
+                    Tone::Info,
+                    "hint: --policies defaults to `policies` in the current directory; in cron, \
+                     pass --policies /path/to/policies",
+                );
+            }
             None
         }
     }
@@ -28,20 +88,20 @@ pub async fn audit(args: AuditArgs, options: RunOptions) -> anyhow::Result<i32> 
     };
     // Checked before any request so that a typo costs nothing.
     if let Err(e) = crate::webex::parse_base_url(&args.base_url) {
-        eprintln!("error: {e}");
+        tell(Tone::Error, &e.to_string());
         return Ok(exit::USAGE);
     }
     let lines = match crate::input::collect(&args.lines, &args.line) {
         Ok(lines) => lines,
         Err(e) => {
-            eprintln!("error: {e}");
+            tell(Tone::Error, &e.to_string());
             return Ok(exit::USAGE);
         }
     };
     let token = match Token::resolve(args.token_file.as_deref(), std::env::var(TOKEN_ENV).ok()) {
         Ok(t) => t,
         Err(e) => {
-            eprintln!("error: {e}");
+            tell(Tone::Error, &e.to_string());
             return Ok(exit::USAGE);
         }
     };
@@ -62,15 +122,24 @@ pub fn print_outcome(outcome: &Outcome, policies: &PolicySet) -> anyhow::Result<
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes())?;
     out.flush()?;
+    if outcome.all_not_found {
+        tell(
+            Tone::Warn,
+            "hint: every line requested answered 404 Not Found: check that --base-url ends in /v1 \
+             (https://webexapis.com/v1) and that --org-id names the org the lines belong to",
+        );
+    }
     match outcome.stopped {
-        Some(StopReason::Unauthorized) => eprintln!(
-            "error: the Webex API refused the token (401 Unauthorized). It is missing, wrong or \
+        Some(StopReason::Unauthorized) => tell(
+            Tone::Error,
+            "the Webex API refused the token (401 Unauthorized). It is missing, wrong or \
              expired (personal tokens last 12 hours; use a service-app or integration token for \
-             cron). Lines not read are marked not_audited; reports were written."
+             cron). Lines not read are marked not_audited; reports were written.",
         ),
-        Some(StopReason::Interrupted) => {
-            eprintln!("interrupted: lines not read are marked not_audited; reports were written.")
-        }
+        Some(StopReason::Interrupted) => tell(
+            Tone::Warn,
+            "interrupted: lines not read are marked not_audited; reports were written.",
+        ),
         None => {}
     }
     Ok(())
@@ -89,7 +158,7 @@ pub fn check_policies(path: &Path) -> i32 {
             &source.sha256[..12]
         ));
     }
-    text.push_str(&format!("\n{} rules:\n", set.rules.len()));
+    text.push_str(&format!("\n{} rule(s):\n", set.rules.len()));
     let width = set.rules.iter().map(|r| r.id.len()).max().unwrap_or(0);
     for r in &set.rules {
         text.push_str(&format!(
@@ -100,8 +169,14 @@ pub fn check_policies(path: &Path) -> i32 {
             if r.enabled { "" } else { "  (disabled)" },
         ));
     }
+    if !set.vars.is_empty() {
+        text.push_str("\nvars:\n");
+        for (name, value) in &set.vars {
+            text.push_str(&format!("  {name} = {value}\n"));
+        }
+    }
     let today = chrono::Utc::now().date_naive();
-    text.push_str(&format!("\n{} waivers:\n", set.waivers.len()));
+    text.push_str(&format!("\n{} waiver(s):\n", set.waivers.len()));
     for w in &set.waivers {
         let state = if w.expires < today {
             "EXPIRED"

@@ -61,6 +61,8 @@ pub struct Outcome {
     pub elapsed: Duration,
     /// 429s received.
     pub throttled: u64,
+    /// Every line requested answered 404: most likely a wrong `--base-url` or org.
+    pub all_not_found: bool,
 }
 
 /// Runs one audit. Configuration problems are errors (exit 2); everything that
@@ -149,10 +151,13 @@ pub async fn run(
         .buffered(window);
 
     let mut waivers_applied = vec![false; policies.waivers.len()];
+    let (mut read, mut not_found) = (0usize, 0usize);
     while let Some(mut report) = results.next().await {
         if let Some(previous) = &previous {
             previous.annotate(&mut report, &policies);
         }
+        read += usize::from(report.read_at.is_some());
+        not_found += usize::from(report.error.as_ref().and_then(|e| e.http_status) == Some(404));
         for f in &report.findings {
             if let (RuleStatus::Waived, Some(w)) = (f.status, f.waiver) {
                 waivers_applied[w] = true;
@@ -192,6 +197,7 @@ pub async fn run(
         stopped,
         elapsed: clock.elapsed(),
         throttled,
+        all_not_found: read == 0 && not_found > 1,
     })
 }
 

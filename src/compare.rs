@@ -12,6 +12,7 @@ use thiserror::Error;
 
 use crate::model::{Change, LineReport, RuleStatus};
 use crate::policy::PolicySet;
+use crate::report::unneutralise;
 
 /// A previous findings report, reduced to what comparison needs.
 #[derive(Debug)]
@@ -121,13 +122,6 @@ impl Previous {
                 f.change = Some(self.change(&line.id, &rule.id, f.status));
             }
         }
-    }
-}
-
-fn unneutralise(cell: &str) -> &str {
-    match cell.strip_prefix('\'') {
-        Some(rest) if rest.starts_with(['=', '+', '-', '@', '\t', '\r']) => rest,
-        _ => cell,
     }
 }
 

@@ -60,11 +60,14 @@ pub async fn run(args: DemoArgs, options: RunOptions) -> anyhow::Result<i32> {
         "127.0.0.1:0".parse()?,
     )
     .await?;
-    eprintln!(
-        "demo: simulated Webex API with {} virtual lines at {} (faults: {})",
-        sim.ids.len(),
-        sim.base_url,
-        args.faults
+    crate::app::tell(
+        crate::app::Tone::Info,
+        &format!(
+            "demo: simulated Webex API with {} virtual lines at {} (faults: {})",
+            sim.ids.len(),
+            sim.base_url,
+            args.faults
+        ),
     );
     let audit_args = AuditArgs {
         lines: Vec::new(),
@@ -100,9 +103,9 @@ pub async fn run(args: DemoArgs, options: RunOptions) -> anyhow::Result<i32> {
     crate::app::print_outcome(&outcome, &policies)?;
     println!(
         "\nWhat you just saw: ptt-audit read {} simulated virtual lines from a local stand-in \
-         for the Webex API that answered {} requests with {} throttling (429), {} server errors, \
-         {} dropped connections, {} broken bodies and {} slow answers; it paced, paused and \
-         retried through them and evaluated {} with the policies in {}.",
+         for the Webex API, which answered {} requests with these troubles: {} throttled (429), \
+         {} server errors, {} dropped connections, {} broken bodies, {} slow answers. It paced, \
+         paused and retried through them and evaluated {} with the policies in {}.",
         outcome.summary.lines.total,
         stats.requests,
         stats.throttled,
@@ -110,13 +113,10 @@ pub async fn run(args: DemoArgs, options: RunOptions) -> anyhow::Result<i32> {
         stats.resets,
         stats.malformed,
         stats.timeouts,
-        if stats.not_found > 0 {
-            format!(
-                "every line but the {} that do not exist (404)",
-                stats.not_found
-            )
-        } else {
-            "every line".to_string()
+        match stats.not_found {
+            0 => "every line".to_string(),
+            1 => "every line but one that does not exist (404)".to_string(),
+            n => format!("every line but {n} that do not exist (404)"),
         },
         args.policies.display(),
     );

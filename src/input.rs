@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
+use crate::report::unneutralise;
+
 /// Longest ID the contract accepts.
 pub const MAX_ID_LEN: usize = 512;
 
@@ -215,7 +217,8 @@ fn parse_csv(path: &Path, text: &str, header_line: usize) -> Result<Vec<InputLin
     let mut out = Vec::new();
     for record in reader.records() {
         let record = record.map_err(|e| csv_err(path, header_line, &e))?;
-        let id = record.get(id_col).unwrap_or("").trim();
+        // A lines report fed back has its cells neutralised for spreadsheets; undo it.
+        let id = unneutralise(record.get(id_col).unwrap_or("").trim());
         if id.is_empty() {
             continue;
         }
@@ -224,6 +227,7 @@ fn parse_csv(path: &Path, text: &str, header_line: usize) -> Result<Vec<InputLin
             id: id.to_string(),
             name: name_col
                 .and_then(|c| record.get(c))
+                .map(unneutralise)
                 .filter(|s| !s.is_empty())
                 .map(str::to_string),
             invalid: invalid_reason(id),

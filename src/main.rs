@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use ptt_audit::app::Tone;
 use ptt_audit::audit::{exit, RunOptions};
 use ptt_audit::config::{AuditArgs, DEFAULT_POLICIES};
 
@@ -103,17 +104,33 @@ fn run_async(fut: impl std::future::Future<Output = anyhow::Result<i32>>) -> i32
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            ptt_audit::app::tell(Tone::Error, &format!("cannot start the async runtime: {e}"));
             return exit::USAGE;
         }
     };
     match runtime.block_on(fut) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            ptt_audit::app::tell(Tone::Error, &error_chain(&e));
             exit::USAGE
         }
     }
+}
+
+/// `context: cause: cause`, leaving out a cause whose text the line already holds
+/// (some errors print their source in their own message).
+fn error_chain(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let part = cause.to_string();
+        if !text.contains(&part) {
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
+            text.push_str(&part);
+        }
+    }
+    text
 }
 
 fn init_logging(cli: &Cli) {
@@ -128,10 +145,20 @@ fn init_logging(cli: &Cli) {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(format!("warn,ptt_audit={level}")));
     // Colours only for a person at a terminal: cron mails and log files get plain text.
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let colour = terminal && std::env::var_os("NO_COLOR").is_none();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
+        .with_ansi(colour)
+        .with_writer(move || {
+            let mut stderr = std::io::stderr();
+            if terminal {
+                // Wipe the progress line first, so a log event never lands on it.
+                let _ = std::io::Write::write_all(&mut stderr, b"\r\x1b[2K");
+            }
+            stderr
+        });
+    ptt_audit::app::set_json_logs(matches!(cli.log_format, LogFormat::Json));
     match cli.log_format {
         LogFormat::Text => builder.with_target(false).init(),
         LogFormat::Json => builder.json().with_current_span(false).init(),

@@ -460,3 +460,38 @@ async fn previous_report_fills_the_change_column() {
         missing.stderr
     );
 }
+
+#[tokio::test]
+async fn policies_without_an_enabled_rule_are_refused() {
+    let server = MockServer::start().await;
+    serve(&server, "A", 200, compliant()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.toml");
+    std::fs::write(&empty, "# nothing yet\n").unwrap();
+    let run = audit(
+        &server,
+        &["--line", "A", "--policies", empty.to_str().unwrap()],
+    );
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("no enabled rule"), "{}", run.stderr);
+    assert!(server.received_requests().await.unwrap().is_empty());
+    let out = Command::cargo_bin("ptt-audit")
+        .unwrap()
+        .arg("check-policies")
+        .arg(&empty)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[tokio::test]
+async fn every_line_404_hints_at_the_base_url() {
+    let server = MockServer::start().await;
+    let run = audit(&server, &["--line", "A", "--line", "B"]);
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("--base-url ends in /v1"),
+        "{}",
+        run.stderr
+    );
+}

@@ -78,6 +78,15 @@ pub fn neutralise(cell: &str) -> Cow<'_, str> {
     }
 }
 
+/// Undoes [`neutralise`]: drops the `'` it added, so a report read back (as `--lines`
+/// or `--previous`) gives the original values.
+pub fn unneutralise(cell: &str) -> &str {
+    match cell.strip_prefix('\'') {
+        Some(rest) if rest.starts_with(['=', '+', '-', '@', '\t', '\r']) => rest,
+        _ => cell,
+    }
+}
+
 /// One member as `Display Name <email>`: the name is `displayName`, else `firstName`
 /// and `lastName`; with only a name or only an email, that one; with neither, the
 /// member's `id`; with no `id` either, the member's JSON.

@@ -34,7 +34,7 @@ use serde::Serialize;
 use crate::model::{Finding, LineReport, LineStatus, RuleStatus, Severity};
 use crate::policy::PolicySet;
 
-pub use self::csv::neutralise;
+pub use self::csv::{neutralise, unneutralise};
 pub use self::summary::render_summary;
 
 /// One report format of `--format`.
