@@ -1,7 +1,7 @@
 //! The contract says a previous lines report can be fed back as `--lines`. A line ID
 //! that starts with `=`, `+`, `-` or `@` is written to the CSV with a `'` in front (so
 //! that no spreadsheet runs it); reading the report back must give the original ID,
-//! not the neutralised cell. Kept apart because it fails today: the `'` stays.
+//! not the neutralised cell.
 
 use std::path::Path;
 use std::time::Duration;

@@ -1,7 +1,6 @@
 //! `--log-format json` is "for log shippers": every line the binary writes to stderr
-//! must then be one JSON object, or the shipper drops or mangles it. Kept apart from
-//! `reliability.rs` because it fails today: the end-of-run messages (a refused token,
-//! an interruption) are printed as plain text next to the JSON log lines.
+//! must then be one JSON object, or the shipper drops or mangles it, including the
+//! end-of-run messages (a refused token, an interruption).
 
 use std::time::Duration;
 

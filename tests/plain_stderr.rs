@@ -1,6 +1,5 @@
 //! Cron mails and log files get stderr through a pipe: the text log format must not
-//! put terminal colour codes there. Kept apart because it fails today: the log
-//! subscriber always writes ANSI escapes.
+//! put terminal colour codes there.
 
 use std::time::Duration;
 
