@@ -230,20 +230,7 @@ impl ReportWriter for CsvWriter {
         let mut failed_rules = Vec::new();
         let mut highest = None;
         for f in findings.iter() {
-            let rule = p
-                .rules
-                .get(f.rule)
-                .ok_or_else(|| ReportError::UnknownRule {
-                    line_id: line.id.clone(),
-                    index: f.rule,
-                })?;
-            let waiver = match f.waiver {
-                None => None,
-                Some(i) => Some(p.waivers.get(i).ok_or_else(|| ReportError::UnknownWaiver {
-                    line_id: line.id.clone(),
-                    index: i,
-                })?),
-            };
+            let (rule, waiver) = super::resolve(p, line, f)?;
             if f.status == RuleStatus::Fail {
                 failed_rules.push(rule.id.as_str());
                 highest = highest.max(Some(rule.severity));

@@ -164,31 +164,16 @@ impl ReportWriter for JsonWriter {
         let findings = effective_findings(line, p);
         let mut results = Vec::with_capacity(findings.len());
         for f in findings.iter() {
-            let rule = p
-                .rules
-                .get(f.rule)
-                .ok_or_else(|| ReportError::UnknownRule {
-                    line_id: line.id.clone(),
-                    index: f.rule,
-                })?;
-            let waiver = match f.waiver {
-                None => None,
-                Some(i) => {
-                    let w = p.waivers.get(i).ok_or_else(|| ReportError::UnknownWaiver {
-                        line_id: line.id.clone(),
-                        index: i,
-                    })?;
-                    Some(JsonWaiver {
-                        reason: &w.reason,
-                        expires: w.expires.format("%Y-%m-%d").to_string(),
-                        state: match f.status {
-                            RuleStatus::Waived => Some(WaiverState::Applied),
-                            RuleStatus::Fail => Some(WaiverState::Expired),
-                            _ => None,
-                        },
-                    })
-                }
-            };
+            let (rule, waiver) = super::resolve(p, line, f)?;
+            let waiver = waiver.map(|w| JsonWaiver {
+                reason: &w.reason,
+                expires: w.expires.format("%Y-%m-%d").to_string(),
+                state: match f.status {
+                    RuleStatus::Waived => Some(WaiverState::Applied),
+                    RuleStatus::Fail => Some(WaiverState::Expired),
+                    _ => None,
+                },
+            });
             results.push(JsonResult {
                 rule_id: &rule.id,
                 status: f.status,

@@ -409,22 +409,37 @@ pub fn effective_findings<'a>(line: &'a LineReport, policies: &PolicySet) -> Cow
     if !line.findings.is_empty() || !unread {
         return Cow::Borrowed(&line.findings);
     }
-    let message = unread_message(line);
-    Cow::Owned(
-        policies
-            .rules
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| r.enabled)
-            .map(|(i, _)| Finding {
-                rule: i,
-                status: RuleStatus::Error,
-                message: Some(message.clone()),
-                waiver: None,
-                change: None,
-            })
-            .collect(),
-    )
+    Cow::Owned(crate::eval::unreadable(policies, &unread_message(line)))
+}
+
+/// The rule a finding refers to, and the waiver that matched it, checked: a finding
+/// that names an index the policy set does not have is a bug worth an error, not a
+/// panic in the middle of writing reports.
+pub(crate) fn resolve<'p>(
+    policies: &'p PolicySet,
+    line: &LineReport,
+    f: &Finding,
+) -> Result<(&'p crate::policy::Rule, Option<&'p crate::policy::Waiver>), ReportError> {
+    let rule = policies
+        .rules
+        .get(f.rule)
+        .ok_or_else(|| ReportError::UnknownRule {
+            line_id: line.id.clone(),
+            index: f.rule,
+        })?;
+    let waiver = match f.waiver {
+        None => None,
+        Some(i) => Some(
+            policies
+                .waivers
+                .get(i)
+                .ok_or_else(|| ReportError::UnknownWaiver {
+                    line_id: line.id.clone(),
+                    index: i,
+                })?,
+        ),
+    };
+    Ok((rule, waiver))
 }
 
 /// Why an unread line has no real results.
