@@ -283,21 +283,32 @@ async fn audit_line(
 }
 
 async fn watch_signals(stop: Stop) {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let Ok(mut term) = signal(SignalKind::terminate()) else {
-            return;
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
+    // Once tokio handles a signal the default action (exit) is gone for good: the
+    // second signal restores it by hand, for a user whose first Ctrl-C seems to hang.
+    for interrupt in 0.. {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let Ok(mut term) = signal(SignalKind::terminate()) else {
+                return;
+            };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
         }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+        if interrupt > 0 {
+            tracing::error!("interrupted twice: exiting without finishing the reports");
+            std::process::exit(130);
+        }
+        tracing::warn!(
+            "interrupted: finishing the reports; unread lines become not_audited \
+             (interrupt again to exit at once)"
+        );
+        stop.trigger(StopReason::Interrupted);
     }
-    #[cfg(not(unix))]
-    let _ = tokio::signal::ctrl_c().await;
-    tracing::warn!("interrupted: finishing the reports; unread lines become not_audited");
-    stop.trigger(StopReason::Interrupted);
 }
 
 async fn show_progress(done: Arc<AtomicUsize>, total: usize) {
