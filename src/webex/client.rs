@@ -215,6 +215,9 @@ impl WebexClient {
                     headers,
                     body,
                 } => {
+                    let api_error = |kind, detail| {
+                        line_error(kind, Some(status), detail, &headers, &body, attempts)
+                    };
                     let verdict = classify(status);
                     if verdict != Verdict::Throttled {
                         self.pacer.answered();
@@ -234,28 +237,11 @@ impl WebexClient {
                             }
                             // A truncated or garbled 200 is retried like a transient
                             // failure: a GET is safe to repeat.
-                            Err(message) => (
-                                line_error(
-                                    ErrorKind::Decode,
-                                    Some(status),
-                                    message,
-                                    &headers,
-                                    &body,
-                                    attempts,
-                                ),
-                                None,
-                            ),
+                            Err(message) => (api_error(ErrorKind::Decode, message), None),
                         },
                         Verdict::Throttled => {
                             throttled += 1;
-                            let e = line_error(
-                                ErrorKind::Http,
-                                Some(status),
-                                String::new(),
-                                &headers,
-                                &body,
-                                attempts,
-                            );
+                            let e = api_error(ErrorKind::Http, String::new());
                             if throttled > THROTTLE_BUDGET {
                                 return Err(e);
                             }
@@ -265,14 +251,7 @@ impl WebexClient {
                         }
                         Verdict::Unauthorized => {
                             self.stop.trigger(StopReason::Unauthorized);
-                            let mut e = line_error(
-                                ErrorKind::Auth,
-                                Some(status),
-                                String::new(),
-                                &headers,
-                                &body,
-                                attempts,
-                            );
+                            let mut e = api_error(ErrorKind::Auth, String::new());
                             e.message = format!(
                                 "the API refused the token (401): it is missing, wrong or expired; {}",
                                 e.message
@@ -284,26 +263,12 @@ impl WebexClient {
                                 self.pacer.pause_for(d);
                             }
                             (
-                                line_error(
-                                    ErrorKind::Http,
-                                    Some(status),
-                                    String::new(),
-                                    &headers,
-                                    &body,
-                                    attempts,
-                                ),
+                                api_error(ErrorKind::Http, String::new()),
                                 retry_after.map(|_| Duration::ZERO),
                             )
                         }
                         Verdict::Permanent => {
-                            return Err(line_error(
-                                ErrorKind::Http,
-                                Some(status),
-                                String::new(),
-                                &headers,
-                                &body,
-                                attempts,
-                            ))
+                            return Err(api_error(ErrorKind::Http, String::new()))
                         }
                     }
                 }
