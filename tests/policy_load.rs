@@ -544,3 +544,22 @@ fn built_in_baseline_is_the_shipped_file() {
     let set = policy::load_str(Path::new("baseline.toml"), policy::BASELINE).expect("loads");
     assert_eq!(set.rules.len(), baseline().rules.len());
 }
+
+/// The README's policy examples are what new users copy: they must load as written.
+#[test]
+fn readme_policy_examples_load() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    let blocks: Vec<&str> = readme
+        .split("```toml\n")
+        .skip(1)
+        .map(|rest| rest.split("```").next().unwrap_or(""))
+        .collect();
+    assert!(blocks.len() >= 2, "README has its policy examples");
+    for (i, block) in blocks.iter().enumerate() {
+        let name = std::path::PathBuf::from(format!("README-example-{i}.toml"));
+        let set = ptt_audit::policy::load_str(&name, block)
+            .unwrap_or_else(|e| panic!("README example {i} does not load:\n{e}\n{block}"));
+        assert!(!set.rules.is_empty(), "example {i} has rules");
+    }
+}
