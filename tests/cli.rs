@@ -1,6 +1,7 @@
 //! The binary as users and cron run it: exit codes, reports, stopping, secrets.
 
 use std::path::{Path, PathBuf};
+use std::process::Output;
 
 use assert_cmd::Command;
 use serde_json::{json, Value};
@@ -46,12 +47,14 @@ struct Run {
 
 impl Run {
     fn json(&self) -> Value {
-        let path = self
-            .files()
+        serde_json::from_str(&std::fs::read_to_string(self.report(".json")).unwrap()).unwrap()
+    }
+    /// The report whose name ends in `suffix`.
+    fn report(&self, suffix: &str) -> PathBuf {
+        self.files()
             .into_iter()
-            .find(|p| p.extension().is_some_and(|e| e == "json"))
-            .expect("a JSON report");
-        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+            .find(|p| p.to_string_lossy().ends_with(suffix))
+            .unwrap_or_else(|| panic!("a *{suffix} report"))
     }
     fn files(&self) -> Vec<PathBuf> {
         let mut v: Vec<_> = std::fs::read_dir(self.out.path())
@@ -72,6 +75,33 @@ impl Run {
             );
         }
     }
+}
+
+/// The line IDs of a JSON report, in report order.
+fn ids(report: &Value) -> Vec<String> {
+    report["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Writes `content` to `dir/name` and returns that path.
+fn write(dir: &Path, name: &str, content: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, content).unwrap();
+    path
+}
+
+/// Runs `ptt-audit check-policies <path>`.
+fn check_policies(path: impl AsRef<Path>) -> Output {
+    Command::cargo_bin("ptt-audit")
+        .unwrap()
+        .arg("check-policies")
+        .arg(path.as_ref())
+        .output()
+        .unwrap()
 }
 
 fn audit(server: &MockServer, args: &[&str]) -> Run {
@@ -168,13 +198,7 @@ async fn an_unreadable_line_exits_3_and_is_never_passing() {
     assert_eq!(run.code, 3, "{}", run.stderr);
     let report = run.json();
     let lines = report["lines"].as_array().unwrap();
-    assert_eq!(
-        lines
-            .iter()
-            .map(|l| l["id"].as_str().unwrap())
-            .collect::<Vec<_>>(),
-        ["OK", "GONE", "BAD ID"]
-    );
+    assert_eq!(ids(&report), ["OK", "GONE", "BAD ID"]);
     assert_eq!(lines[1]["status"], "error");
     assert_eq!(lines[1]["error"]["tracking_id"], "TRK404");
     assert_eq!(lines[1]["error"]["http_status"], 404);
@@ -205,8 +229,7 @@ async fn duplicates_are_requested_once_and_org_id_goes_everywhere() {
     let server = MockServer::start().await;
     serve(&server, "[A-C]", 200, compliant()).await;
     let dir = tempfile::tempdir().unwrap();
-    let list = dir.path().join("ids.txt");
-    std::fs::write(&list, "# nightly\nA\nB\n\nA\n  C  \nB\n").unwrap();
+    let list = write(dir.path(), "ids.txt", "# nightly\nA\nB\n\nA\n  C  \nB\n");
     let run = audit(
         &server,
         &[
@@ -228,13 +251,7 @@ async fn duplicates_are_requested_once_and_org_id_goes_everywhere() {
         "{:?}",
         reqs.iter().map(|r| r.url.to_string()).collect::<Vec<_>>()
     );
-    let ids: Vec<_> = run.json()["lines"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l["id"].as_str().unwrap().to_string())
-        .collect();
-    assert_eq!(ids, ["A", "B", "C"]);
+    assert_eq!(ids(&run.json()), ["A", "B", "C"]);
 }
 
 #[tokio::test]
@@ -268,16 +285,13 @@ async fn bad_invocations_exit_2_before_any_request() {
     let server = MockServer::start().await;
     serve(&server, ".*", 200, compliant()).await;
     let dir = tempfile::tempdir().unwrap();
-    let empty = dir.path().join("empty.txt");
-    std::fs::write(&empty, "# nothing\n").unwrap();
-    let csv = dir.path().join("noid.csv");
-    std::fs::write(&csv, "name,status\nx,y\n").unwrap();
-    let bad_policy = dir.path().join("bad.toml");
-    std::fs::write(
-        &bad_policy,
+    let empty = write(dir.path(), "empty.txt", "# nothing\n");
+    let csv = write(dir.path(), "noid.csv", "name,status\nx,y\n");
+    let bad_policy = write(
+        dir.path(),
+        "bad.toml",
         "[[rule]]\nid = \"X\"\ntitle = \"t\"\nseverity = \"urgent\"\nrequire = \"true\"\n",
-    )
-    .unwrap();
+    );
 
     for (args, expect) in [
         (
@@ -330,11 +344,7 @@ async fn bad_invocations_exit_2_before_any_request() {
 
 #[test]
 fn check_policies_exit_codes() {
-    let ok = Command::cargo_bin("ptt-audit")
-        .unwrap()
-        .args(["check-policies", POLICY])
-        .output()
-        .unwrap();
+    let ok = check_policies(POLICY);
     assert_eq!(ok.status.code(), Some(0));
     let stdout = String::from_utf8_lossy(&ok.stdout);
     assert!(
@@ -343,14 +353,8 @@ fn check_policies_exit_codes() {
     );
 
     let dir = tempfile::tempdir().unwrap();
-    let bad = dir.path().join("bad.toml");
-    std::fs::write(&bad, "[[rule]]\nid = \"X\"\ntitle = \"t\"\nseverity = \"high\"\nrequire = \"conectionType == 'TWO_WAY'\"\n").unwrap();
-    let out = Command::cargo_bin("ptt-audit")
-        .unwrap()
-        .args(["check-policies"])
-        .arg(&bad)
-        .output()
-        .unwrap();
+    let bad = write(dir.path(), "bad.toml", "[[rule]]\nid = \"X\"\ntitle = \"t\"\nseverity = \"high\"\nrequire = \"conectionType == 'TWO_WAY'\"\n");
+    let out = check_policies(&bad);
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -361,13 +365,7 @@ fn check_policies_exit_codes() {
 
 #[test]
 fn the_shipped_policies_are_valid() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
-    let out = Command::cargo_bin("ptt-audit")
-        .unwrap()
-        .arg("check-policies")
-        .arg(dir)
-        .output()
-        .unwrap();
+    let out = check_policies(Path::new(env!("CARGO_MANIFEST_DIR")).join("policies"));
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -386,11 +384,7 @@ async fn previous_report_fills_the_change_column() {
         &["--line", "A", "--line", "B", "--fail-on", "never"],
     );
     assert_eq!(before.code, 0, "{}", before.stderr);
-    let json = before
-        .files()
-        .into_iter()
-        .find(|p| p.extension().is_some_and(|e| e == "json"))
-        .unwrap();
+    let json = before.report(".json");
 
     // Overnight: A was fixed, B was opened up, C is new.
     let second = MockServer::start().await;
@@ -412,12 +406,7 @@ async fn previous_report_fills_the_change_column() {
         ],
     );
     assert_eq!(after.code, 0, "{}", after.stderr);
-    let findings = after
-        .files()
-        .into_iter()
-        .find(|p| p.to_string_lossy().ends_with("-findings.csv"))
-        .unwrap();
-    let mut reader = csv::Reader::from_path(findings).unwrap();
+    let mut reader = csv::Reader::from_path(after.report("-findings.csv")).unwrap();
     let rows: Vec<(String, String, String, String)> = reader
         .records()
         .map(|r| {
@@ -466,8 +455,7 @@ async fn policies_without_an_enabled_rule_are_refused() {
     let server = MockServer::start().await;
     serve(&server, "A", 200, compliant()).await;
     let dir = tempfile::tempdir().unwrap();
-    let empty = dir.path().join("empty.toml");
-    std::fs::write(&empty, "# nothing yet\n").unwrap();
+    let empty = write(dir.path(), "empty.toml", "# nothing yet\n");
     let run = audit(
         &server,
         &["--line", "A", "--policies", empty.to_str().unwrap()],
@@ -475,13 +463,7 @@ async fn policies_without_an_enabled_rule_are_refused() {
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(run.stderr.contains("no enabled rule"), "{}", run.stderr);
     assert!(server.received_requests().await.unwrap().is_empty());
-    let out = Command::cargo_bin("ptt-audit")
-        .unwrap()
-        .arg("check-policies")
-        .arg(&empty)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(check_policies(&empty).status.code(), Some(2));
 }
 
 #[tokio::test]

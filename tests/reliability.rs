@@ -5,6 +5,9 @@
 //! counts add up across the JSON summary, the JSON lines and both CSVs, and the token
 //! appears nowhere.
 //!
+//! Also what the binary writes on the side: stderr under either log format, and a
+//! lines report fed back as input.
+//!
 //! The simulator runs in-process on the test's tokio runtime, which keeps serving
 //! while the audit subprocess runs on a blocking thread.
 
@@ -23,7 +26,7 @@ use axum::response::Response;
 use axum::Router;
 use futures::StreamExt as _;
 use ptt_audit::report::neutralise;
-use ptt_audit::simulator::{Faults, SimConfig, Simulator};
+use ptt_audit::simulator::{Faults, RunningSimulator, SimConfig, Simulator};
 use serde_json::Value;
 
 const TOKEN: &str = "reliability-token-5f0c2a9e";
@@ -43,26 +46,68 @@ const SEVERITIES: [&str; 4] = ["low", "medium", "high", "critical"];
 const FINDINGS_HEADER: &str = "run_id,audited_at,org_id,line_id,line_name,rule_id,rule_title,severity,status,message,remediation,waiver_reason,waiver_expires,change";
 const LINES_HEADER: &str = "run_id,audited_at,org_id,line_id,line_name,status,allow_auto_answer,connection_type,access_type,member_count,members,failed_rules,highest_severity,error_kind,http_status,tracking_id,error_message";
 
+/// How long a run may take before the test calls it hung: the slowest here (the
+/// faulty 3000-line audit) takes about 9 s on two cores.
+const RUN_LIMIT: Duration = Duration::from_secs(60);
+
 fn localhost() -> std::net::SocketAddr {
     "127.0.0.1:0".parse().expect("a socket address")
 }
 
+/// The simulator with `config`, serving on this test's runtime.
+async fn start_sim(config: SimConfig) -> RunningSimulator {
+    ptt_audit::simulator::start(config, localhost())
+        .await
+        .expect("simulator starts")
+}
+
+/// `ptt-audit` with `token`, and without what a developer's environment could slip
+/// in: a base URL, an org ID, a log filter, or a `NO_COLOR` that would hide colour
+/// codes sent to a pipe.
+fn ptt_audit(token: &str) -> std::process::Command {
+    let mut cmd = std::process::Command::new(BIN);
+    cmd.env("WEBEX_TOKEN", token)
+        .env_remove("WEBEX_BASE_URL")
+        .env_remove("WEBEX_ORG_ID")
+        .env_remove("RUST_LOG")
+        .env_remove("NO_COLOR");
+    cmd
+}
+
 /// Runs `ptt-audit` with `args` on a blocking thread, so that the simulator on this
 /// runtime keeps answering meanwhile.
-async fn run_binary(args: Vec<String>, token: &'static str) -> Output {
-    tokio::task::spawn_blocking(move || {
-        Command::cargo_bin("ptt-audit")
-            .expect("the ptt-audit binary")
-            .env("WEBEX_TOKEN", token)
-            .env_remove("WEBEX_BASE_URL")
-            .env_remove("WEBEX_ORG_ID")
-            .env_remove("RUST_LOG")
-            .args(&args)
-            .output()
-            .expect("ptt-audit runs")
-    })
-    .await
-    .expect("the blocking task finishes")
+async fn run_binary(args: Vec<String>, token: &str) -> Output {
+    let mut cmd = Command::from_std(ptt_audit(token));
+    cmd.args(&args).timeout(RUN_LIMIT);
+    tokio::task::spawn_blocking(move || cmd.output().expect("ptt-audit runs"))
+        .await
+        .expect("the blocking task finishes")
+}
+
+/// Runs `ptt-audit <global> audit` against `base_url` with the shipped policies,
+/// unpaced, writing its reports to `out`, and with `args`: every audit here but the
+/// interrupted one.
+async fn run_audit(
+    token: &str,
+    global: &[&str],
+    base_url: &str,
+    out: &Path,
+    args: &[&str],
+) -> Output {
+    let out = out.to_str().expect("utf-8 path");
+    let common = [
+        "audit",
+        "--base-url",
+        base_url,
+        "--rate",
+        "0",
+        "--policies",
+        POLICIES,
+        "--out",
+        out,
+    ];
+    let all = global.iter().chain(&common).chain(args);
+    run_binary(all.map(|s| s.to_string()).collect(), token).await
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -126,6 +171,14 @@ fn lines_of(report: &Value) -> &Vec<Value> {
     report["lines"].as_array().expect("lines is an array")
 }
 
+/// The line IDs of a JSON report, in report order.
+fn ids_of(report: &Value) -> Vec<String> {
+    lines_of(report)
+        .iter()
+        .map(|l| l["id"].as_str().expect("id is a string").to_string())
+        .collect()
+}
+
 fn count(v: &Value) -> u64 {
     v.as_u64().unwrap_or_else(|| panic!("{v} is not a count"))
 }
@@ -134,12 +187,9 @@ fn count(v: &Value) -> u64 {
 /// and returns the number of enabled rules.
 fn assert_report_consistent(report: &Value, dir: &Path, expected_ids: &[String]) -> usize {
     let lines = lines_of(report);
-    let ids: Vec<&str> = lines
-        .iter()
-        .map(|l| l["id"].as_str().expect("id is a string"))
-        .collect();
     assert_eq!(
-        ids, expected_ids,
+        ids_of(report),
+        expected_ids,
         "one entry per unique input ID, in input order"
     );
 
@@ -317,16 +367,12 @@ fn assert_no_temporaries(dir: &Path) {
 /// a definite answer. The twin's stalls are shortened so that probing is quick; the
 /// simulator under test is not touched, so its fault schedule is not disturbed.
 async fn permanent_404s(config: &SimConfig) -> HashSet<String> {
-    let twin = ptt_audit::simulator::start(
-        SimConfig {
-            slow_delay: Duration::from_millis(1),
-            throttle_windows: Vec::new(),
-            ..config.clone()
-        },
-        localhost(),
-    )
-    .await
-    .expect("the twin simulator starts");
+    let twin = start_sim(SimConfig {
+        slow_delay: Duration::from_millis(1),
+        throttle_windows: Vec::new(),
+        ..config.clone()
+    })
+    .await;
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(2))
         .build()
@@ -436,31 +482,25 @@ async fn faulty_api_every_line_reported_once_and_transient_faults_are_read() {
     std::fs::write(&list, input.join("\n") + "\n").expect("ID list written");
     let out = work.path().join("out");
 
-    let args: Vec<String> = [
-        "audit",
-        "--lines",
-        list.to_str().expect("utf-8 path"),
-        "--base-url",
-        &sim.base_url,
-        "--rate",
-        "0",
-        "--concurrency",
-        "32",
-        "--timeout",
-        "500ms",
-        "--max-retries",
-        "5",
-        "--policies",
-        POLICIES,
-        "--out",
-        out.to_str().expect("utf-8 path"),
-        "-q",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
     let audit_started = Instant::now();
-    let output = run_binary(args, TOKEN).await;
+    let output = run_audit(
+        TOKEN,
+        &[],
+        &sim.base_url,
+        &out,
+        &[
+            "--lines",
+            list.to_str().expect("utf-8 path"),
+            "--concurrency",
+            "32",
+            "--timeout",
+            "500ms",
+            "--max-retries",
+            "5",
+            "-q",
+        ],
+    )
+    .await;
     let audit_secs = audit_started.elapsed().as_secs_f64();
     let stats = sim.stats();
     let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
@@ -556,28 +596,21 @@ async fn faulty_api_every_line_reported_once_and_transient_faults_are_read() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_mid_run_writes_complete_reports_with_not_audited_lines() {
-    let sim = ptt_audit::simulator::start(
-        SimConfig {
-            lines: 500,
-            seed: 5,
-            token: Some(TOKEN.into()),
-            ..SimConfig::default()
-        },
-        localhost(),
-    )
-    .await
-    .expect("simulator starts");
+    let sim = start_sim(SimConfig {
+        lines: 500,
+        seed: 5,
+        token: Some(TOKEN.into()),
+        ..SimConfig::default()
+    })
+    .await;
     let ids: Vec<String> = sim.ids.iter().cloned().collect();
     let work = tempfile::tempdir().expect("a temp dir");
     let list = work.path().join("ids.txt");
     std::fs::write(&list, ids.join("\n")).expect("ID list written");
     let out = work.path().join("out");
 
-    let mut child = std::process::Command::new(BIN)
-        .env("WEBEX_TOKEN", TOKEN)
-        .env_remove("WEBEX_BASE_URL")
-        .env_remove("WEBEX_ORG_ID")
-        .env_remove("RUST_LOG")
+    // Spawned rather than run: the test signals it mid-run, and paces it to 20/s.
+    let mut child = ptt_audit(TOKEN)
         .arg("audit")
         .arg("--lines")
         .arg(&list)
@@ -745,18 +778,14 @@ async fn proxy(State(p): State<Arc<ExpiringProxy>>, req: Request) -> Response {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_refused_mid_run_never_leaks_even_in_verbose_json_logs() {
     const SECRET: &str = "expiring-token-Zq81xK3vP0-do-not-log";
-    let sim = ptt_audit::simulator::start(
-        SimConfig {
-            lines: 200,
-            seed: 11,
-            token: Some("sim-only".into()),
-            faults: "5xx=0.1,malformed=0.05".parse().expect("fault spec parses"),
-            ..SimConfig::default()
-        },
-        localhost(),
-    )
-    .await
-    .expect("simulator starts");
+    let sim = start_sim(SimConfig {
+        lines: 200,
+        seed: 11,
+        token: Some("sim-only".into()),
+        faults: "5xx=0.1,malformed=0.05".parse().expect("fault spec parses"),
+        ..SimConfig::default()
+    })
+    .await;
     let state = Arc::new(ExpiringProxy {
         upstream: format!("http://{}", sim.addr),
         sim_token: "sim-only".into(),
@@ -780,28 +809,19 @@ async fn token_refused_mid_run_never_leaks_even_in_verbose_json_logs() {
     let out = work.path().join("out");
     let concurrency = 4;
 
-    let args: Vec<String> = [
-        "-vv",
-        "--log-format",
-        "json",
-        "audit",
-        "--lines",
-        list.to_str().expect("utf-8 path"),
-        "--base-url",
+    let output = run_audit(
+        SECRET,
+        &["-vv", "--log-format", "json"],
         &proxy_url,
-        "--rate",
-        "0",
-        "--concurrency",
-        &concurrency.to_string(),
-        "--policies",
-        POLICIES,
-        "--out",
-        out.to_str().expect("utf-8 path"),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let output = run_binary(args, SECRET).await;
+        &out,
+        &[
+            "--lines",
+            list.to_str().expect("utf-8 path"),
+            "--concurrency",
+            &concurrency.to_string(),
+        ],
+    )
+    .await;
     server.abort();
     sim.shutdown().await;
     let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
@@ -879,4 +899,125 @@ async fn token_refused_mid_run_never_leaks_even_in_verbose_json_logs() {
         assert_eq!(l["error"]["http_status"], 401, "{l}");
         assert_eq!(l["error"]["tracking_id"], "ROUTERGW_expired", "{l}");
     }
+}
+
+/// `--log-format json` is "for log shippers": every line the binary writes to stderr
+/// must then be one JSON object, or the shipper drops or mangles it, including the
+/// end-of-run messages (a refused token, an interruption).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_log_format_keeps_every_stderr_line_json_even_when_the_token_is_refused() {
+    let sim = start_sim(SimConfig {
+        lines: 20,
+        seed: 3,
+        token: Some("right".into()),
+        ..SimConfig::default()
+    })
+    .await;
+    let out = tempfile::tempdir().expect("a temp dir");
+    let output = run_audit(
+        "wrong",
+        &["--log-format", "json"],
+        &sim.base_url,
+        out.path(),
+        &[
+            "--line",
+            &sim.ids[0],
+            "--line",
+            &sim.ids[1],
+            "--timeout",
+            "5s",
+        ],
+    )
+    .await;
+    sim.shutdown().await;
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("401"), "{stderr}");
+    for line in stderr.lines() {
+        let parsed: Result<Value, _> = serde_json::from_str(line);
+        assert!(
+            parsed.is_ok_and(|v| v.is_object()),
+            "stderr line is not a JSON object under --log-format json: {line}"
+        );
+    }
+}
+
+/// Cron mails and log files get stderr through a pipe: the text log format must not
+/// put terminal colour codes there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_logs_to_a_pipe_carry_no_terminal_escape_codes() {
+    let sim = start_sim(SimConfig {
+        lines: 5,
+        seed: 3,
+        ..SimConfig::default()
+    })
+    .await;
+    let out = tempfile::tempdir().expect("a temp dir");
+    let output = run_audit(
+        "any",
+        &[],
+        &sim.base_url,
+        out.path(),
+        // An unknown line: the run logs a warning about it.
+        &["--line", &sim.ids[0], "--line", "no-such-line"],
+    )
+    .await;
+    sim.shutdown().await;
+    assert_eq!(
+        output.status.code(),
+        Some(3),
+        "the unknown line is an error"
+    );
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("WARN") && stderr.contains("no-such-line"),
+        "the 404 is logged: {stderr}"
+    );
+    assert!(
+        !stderr.contains('\u{1b}'),
+        "stderr is a pipe, yet it holds ANSI escape codes: {stderr:?}"
+    );
+}
+
+/// Audits IDs the simulator does not know, given as `input` arguments, and returns
+/// the JSON report.
+async fn audit_unknown_ids(base_url: &str, out: &Path, input: &[&str]) -> Value {
+    let mut args = vec!["-q"];
+    args.extend_from_slice(input);
+    let output = run_audit("any", &[], base_url, out, &args).await;
+    // The simulator does not know these IDs: 404, so the audit is incomplete.
+    assert_eq!(output.status.code(), Some(3), "{}", text(&output.stderr));
+    read_json(out)
+}
+
+/// The contract says a previous lines report can be fed back as `--lines`. A line ID
+/// that starts with `=`, `+`, `-` or `@` is written to the CSV with a `'` in front (so
+/// that no spreadsheet runs it); reading the report back must give the original ID,
+/// not the neutralised cell.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lines_report_fed_back_audits_the_same_ids_even_when_neutralised() {
+    let sim = start_sim(SimConfig::default()).await;
+    let work = tempfile::tempdir().expect("a temp dir");
+    let first_out = work.path().join("first");
+    let first = audit_unknown_ids(
+        &sim.base_url,
+        &first_out,
+        &["--line=-abc", "--line=@team", "--line=plain"],
+    )
+    .await;
+    assert_eq!(ids_of(&first), ["-abc", "@team", "plain"]);
+
+    let lines_csv = file_with_suffix(&first_out, "-lines.csv");
+    let second = audit_unknown_ids(
+        &sim.base_url,
+        &work.path().join("second"),
+        &["--lines", lines_csv.to_str().expect("utf-8 path")],
+    )
+    .await;
+    sim.shutdown().await;
+    assert_eq!(
+        ids_of(&second),
+        ids_of(&first),
+        "feeding the lines report back must audit the same IDs"
+    );
 }

@@ -3,8 +3,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ptt_audit::model::ErrorKind;
-use ptt_audit::webex::{parse_base_url, ClientConfig, Stop, Token, WebexClient};
+use ptt_audit::model::{ErrorKind, LineError};
+use ptt_audit::webex::{parse_base_url, ClientConfig, Fetched, Stop, Token, WebexClient};
 use serde_json::json;
 use wiremock::matchers::{method, path, query_param};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
@@ -17,6 +17,27 @@ fn settings() -> serde_json::Value {
 
 fn ptt_path(id: &str) -> String {
     format!("/v1/telephony/config/virtualLines/{id}/pushToTalk")
+}
+
+/// A 200 with the settings.
+fn ok() -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_json(settings())
+}
+
+/// Answers the requests for line `id` with `first`, one answer each and in order,
+/// then with the settings for good.
+async fn answers_then_ok(server: &MockServer, id: &str, first: &[ResponseTemplate]) {
+    for answer in first {
+        Mock::given(path(ptt_path(id)))
+            .respond_with(answer.clone())
+            .up_to_n_times(1)
+            .mount(server)
+            .await;
+    }
+    Mock::given(path(ptt_path(id)))
+        .respond_with(ok())
+        .mount(server)
+        .await;
 }
 
 fn client(
@@ -44,13 +65,37 @@ fn quick(server: &MockServer) -> WebexClient {
     client(server, 3, None, Duration::from_secs(5))
 }
 
+/// Reads lines `L0`, `L1`, … each on its own task, at most `in_flight` at a time as
+/// an audit does; the results in line order.
+async fn read_all(
+    c: &WebexClient,
+    lines: usize,
+    in_flight: usize,
+) -> Vec<Result<Fetched, LineError>> {
+    let sem = Arc::new(tokio::sync::Semaphore::new(in_flight));
+    let tasks: Vec<_> = (0..lines)
+        .map(|i| {
+            let (c, sem) = (c.clone(), sem.clone());
+            tokio::spawn(async move {
+                let _p = sem.acquire().await.unwrap();
+                c.read_ptt(&format!("L{i}")).await
+            })
+        })
+        .collect();
+    let mut results = Vec::with_capacity(lines);
+    for t in tasks {
+        results.push(t.await.unwrap());
+    }
+    results
+}
+
 #[tokio::test]
 async fn success_sends_token_org_id_and_tracking_id() {
     let server = MockServer::start().await;
     Mock::given(method("GET"))
         .and(path(ptt_path("L1")))
         .and(query_param("orgId", "ORG-1"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(settings()))
+        .respond_with(ok())
         .expect(1)
         .mount(&server)
         .await;
@@ -127,20 +172,12 @@ async fn malformed_json_is_a_decode_error_after_its_retries() {
 #[tokio::test]
 async fn server_errors_are_retried_and_attempts_counted() {
     let server = MockServer::start().await;
-    Mock::given(path(ptt_path("s")))
-        .respond_with(ResponseTemplate::new(503))
-        .up_to_n_times(1)
-        .mount(&server)
-        .await;
-    Mock::given(path(ptt_path("s")))
-        .respond_with(ResponseTemplate::new(502))
-        .up_to_n_times(1)
-        .mount(&server)
-        .await;
-    Mock::given(path(ptt_path("s")))
-        .respond_with(ResponseTemplate::new(200).set_body_json(settings()))
-        .mount(&server)
-        .await;
+    answers_then_ok(
+        &server,
+        "s",
+        &[ResponseTemplate::new(503), ResponseTemplate::new(502)],
+    )
+    .await;
     let got = quick(&server).read_ptt("s").await.unwrap();
     assert_eq!(got.attempts, 3);
 }
@@ -163,19 +200,7 @@ async fn retries_give_up_after_max_retries() {
 #[tokio::test]
 async fn a_timeout_is_retried_then_succeeds() {
     let server = MockServer::start().await;
-    Mock::given(path(ptt_path("t")))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(settings())
-                .set_delay(Duration::from_secs(3)),
-        )
-        .up_to_n_times(1)
-        .mount(&server)
-        .await;
-    Mock::given(path(ptt_path("t")))
-        .respond_with(ResponseTemplate::new(200).set_body_json(settings()))
-        .mount(&server)
-        .await;
+    answers_then_ok(&server, "t", &[ok().set_delay(Duration::from_secs(3))]).await;
     let got = client(&server, 2, None, Duration::from_millis(300))
         .read_ptt("t")
         .await
@@ -198,7 +223,7 @@ async fn a_timeout_is_retried_then_succeeds() {
 async fn an_id_with_a_slash_is_one_encoded_segment() {
     let server = MockServer::start().await;
     Mock::given(method("GET"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(settings()))
+        .respond_with(ok())
         .mount(&server)
         .await;
     quick(&server).read_ptt("a/b?c=d#e f").await.unwrap();
@@ -239,21 +264,15 @@ async fn retry_after_pauses_every_line_of_the_run() {
                 if n == 3 {
                     ResponseTemplate::new(429).insert_header("Retry-After", "1")
                 } else {
-                    ResponseTemplate::new(200).set_body_json(settings())
+                    ok()
                 }
             }),
         })
         .mount(&server)
         .await;
     let c = client(&server, 3, Some(50.0), Duration::from_secs(5));
-    let tasks: Vec<_> = (0..12)
-        .map(|i| {
-            let c = c.clone();
-            tokio::spawn(async move { c.read_ptt(&format!("L{i}")).await })
-        })
-        .collect();
-    for t in tasks {
-        t.await.unwrap().expect("every line read in the end");
+    for got in read_all(&c, 12, 12).await {
+        got.expect("every line read in the end");
     }
     let log = log.lock().unwrap();
     assert_eq!(log.len(), 13, "12 lines + 1 retry");
@@ -269,15 +288,8 @@ async fn retry_after_pauses_every_line_of_the_run() {
 #[tokio::test]
 async fn malformed_retry_after_falls_back_to_backoff() {
     let server = MockServer::start().await;
-    Mock::given(path(ptt_path("r")))
-        .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "rand(30),add(30)"))
-        .up_to_n_times(2)
-        .mount(&server)
-        .await;
-    Mock::given(path(ptt_path("r")))
-        .respond_with(ResponseTemplate::new(200).set_body_json(settings()))
-        .mount(&server)
-        .await;
+    let refused = ResponseTemplate::new(429).insert_header("Retry-After", "rand(30),add(30)");
+    answers_then_ok(&server, "r", &[refused.clone(), refused]).await;
     let got = client(&server, 0, None, Duration::from_secs(5))
         .read_ptt("r")
         .await
@@ -301,7 +313,7 @@ impl Respond for Bucket {
         s.1 = now;
         if s.0 >= 1.0 {
             s.0 -= 1.0;
-            ResponseTemplate::new(200).set_body_json(settings())
+            ok()
         } else {
             *self.refused.lock().unwrap() += 1;
             ResponseTemplate::new(429).insert_header("Retry-After", "1")
@@ -322,19 +334,8 @@ async fn a_server_slower_than_rate_sees_few_429s_and_every_line_is_read() {
         .mount(&server)
         .await;
     let c = client(&server, 2, Some(40.0), Duration::from_secs(5));
-    let lines = 80;
-    let sem = Arc::new(tokio::sync::Semaphore::new(8));
-    let tasks: Vec<_> = (0..lines)
-        .map(|i| {
-            let (c, sem) = (c.clone(), sem.clone());
-            tokio::spawn(async move {
-                let _p = sem.acquire().await.unwrap();
-                c.read_ptt(&format!("L{i}")).await
-            })
-        })
-        .collect();
-    for t in tasks {
-        t.await.unwrap().expect("no line lost to throttling");
+    for got in read_all(&c, 80, 8).await {
+        got.expect("no line lost to throttling");
     }
     let refused = *refused.lock().unwrap();
     let total = server.received_requests().await.unwrap().len() as u32;
@@ -370,19 +371,13 @@ async fn the_rate_limiter_spaces_requests_evenly_without_a_burst() {
     Mock::given(method("GET"))
         .respond_with(Recorder {
             log: log.clone(),
-            answer: Box::new(|_, _| ResponseTemplate::new(200).set_body_json(settings())),
+            answer: Box::new(|_, _| ok()),
         })
         .mount(&server)
         .await;
     let c = client(&server, 0, Some(20.0), Duration::from_secs(5));
-    let tasks: Vec<_> = (0..10)
-        .map(|i| {
-            let c = c.clone();
-            tokio::spawn(async move { c.read_ptt(&format!("L{i}")).await })
-        })
-        .collect();
-    for t in tasks {
-        t.await.unwrap().unwrap();
+    for got in read_all(&c, 10, 10).await {
+        got.unwrap();
     }
     let log = log.lock().unwrap();
     let mut times: Vec<_> = log.iter().map(|(t, _)| *t).collect();
