@@ -1,9 +1,9 @@
 //! End-to-end benchmark of `ptt-audit audit` against the simulator on 127.0.0.1.
 //!
 //! ```text
-//! cargo bench --bench e2e                 # every scenario, ~2.5 minutes
-//! cargo bench --bench e2e -- pace wxc     # only the scenarios whose names contain a word
-//! PTT_BENCH_RUNS=5 cargo bench --bench e2e  # repeat the throughput runs (default 3)
+//! cargo bench --bench e2e                   # every scenario, about 2 minutes
+//! cargo bench --bench e2e -- pace wxc       # only these (throughput, wxc, pace, throttled)
+//! PTT_BENCH_RUNS=5 cargo bench --bench e2e  # repeat throughput and wxc runs (default 3)
 //! ```
 //!
 //! The simulator runs inside this process (a tokio runtime on every core); ptt-audit
@@ -70,22 +70,26 @@ struct Usage {
     exit_code: i32,
 }
 
-/// A process for the launcher to run: stdout and stderr go to `log`.
+/// A process for the launcher to run: stdout and stderr go to `log`; after
+/// `timeout` it gets SIGTERM (ptt-audit then writes its reports and exits), so the
+/// benchmark always ends.
 #[derive(Debug, Serialize, Deserialize)]
 struct Job {
     program: PathBuf,
     args: Vec<String>,
     env: Vec<(String, String)>,
     log: PathBuf,
+    timeout: Duration,
 }
 
 impl Job {
-    fn new(program: impl Into<PathBuf>, log: &Path) -> Job {
+    fn new(program: impl Into<PathBuf>, log: &Path, timeout: Duration) -> Job {
         Job {
             program: program.into(),
             args: Vec::new(),
             env: vec![("WEBEX_TOKEN".into(), TOKEN.into())],
             log: log.to_path_buf(),
+            timeout,
         }
     }
 
@@ -114,7 +118,7 @@ fn launcher_main() {
             .envs(job.env.iter().map(|(k, v)| (k, v)))
             .env_remove("WEBEX_BASE_URL")
             .env_remove("WEBEX_ORG_ID");
-        let usage = measure(cmd, &job.log);
+        let usage = measure(cmd, &job.log, job.timeout);
         serde_json::to_writer(&mut out, &usage).expect("answer the benchmark");
         out.write_all(b"\n").expect("answer the benchmark");
         out.flush().expect("answer the benchmark");
@@ -346,7 +350,12 @@ fn audit(
     let out = dir.join("reports");
     let _ = std::fs::remove_dir_all(&out);
     let log = dir.join("audit.log");
-    let job = Job::new(BIN, &log)
+    // Twice the slowest expected run, and at least a minute.
+    let expected = match rate {
+        r if r > 0.0 => Duration::from_secs_f64(lines_in(ids) as f64 / r.min(SERVER_LIMIT)),
+        _ => Duration::from_secs_f64(lines_in(ids) as f64 / 1_000.0),
+    };
+    let job = Job::new(BIN, &log, (expected * 2).max(Duration::from_secs(60)))
         .args(["-q", "audit", "--lines"])
         .arg(ids)
         .args(["--base-url", &sim.base_url])
@@ -369,7 +378,7 @@ fn audit(
 
 /// Spawns `cmd` (stdout and stderr to `log`) and waits for it with `wait4`, which
 /// reports the CPU time and peak RSS of exactly that child.
-fn measure(mut cmd: Command, log: &Path) -> Usage {
+fn measure(mut cmd: Command, log: &Path, timeout: Duration) -> Usage {
     let log = std::fs::File::create(log).expect("log file");
     cmd.stdin(Stdio::null())
         .stdout(log.try_clone().expect("log file"))
@@ -377,9 +386,40 @@ fn measure(mut cmd: Command, log: &Path) -> Usage {
     let t = Instant::now();
     let child = cmd.spawn().expect("spawn the child");
     let pid = child.id() as libc::pid_t;
+    let (done, finished) = std::sync::mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        if finished.recv_timeout(timeout) == Err(std::sync::mpsc::RecvTimeoutError::Timeout) {
+            eprintln!("  (timed out after {timeout:?}: stopping it)");
+            // SAFETY: kill only sends a signal; the child is not reaped before this
+            // thread ends (see below), so the pid is still ours.
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+        }
+    });
+    // Wait for the exit without reaping, so the pid stays ours (a zombie) until the
+    // watchdog is gone: it can never signal a recycled pid.
+    loop {
+        // SAFETY: `info` is plain data that waitid fills in.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        let r = unsafe {
+            libc::waitid(
+                libc::P_PID,
+                pid as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::WNOWAIT,
+            )
+        };
+        if r == 0 {
+            break;
+        }
+        let err = std::io::Error::last_os_error();
+        assert_eq!(err.kind(), std::io::ErrorKind::Interrupted, "waitid: {err}");
+    }
+    let wall = t.elapsed();
+    drop(done);
+    let _ = watchdog.join();
     let mut status = 0;
-    // SAFETY: `rusage` is plain data that wait4 fills in; the pid is our own child,
-    // reaped here and nowhere else (`child` is never waited on).
+    // SAFETY: `rusage` is plain data that wait4 fills in; the pid is our own exited
+    // child, reaped here and nowhere else (`child` is never waited on).
     let mut rusage: libc::rusage = unsafe { std::mem::zeroed() };
     loop {
         let r = unsafe { libc::wait4(pid, &mut status, 0, &mut rusage) };
@@ -389,7 +429,6 @@ fn measure(mut cmd: Command, log: &Path) -> Usage {
         let err = std::io::Error::last_os_error();
         assert_eq!(err.kind(), std::io::ErrorKind::Interrupted, "wait4: {err}");
     }
-    let wall = t.elapsed();
     drop(child);
     let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
     Usage {
@@ -403,6 +442,10 @@ fn measure(mut cmd: Command, log: &Path) -> Usage {
             -1
         },
     }
+}
+
+fn lines_in(ids: &Path) -> usize {
+    std::fs::read_to_string(ids).map_or(0, |t| t.lines().count())
 }
 
 /// `summary.lines` of the JSON report in `out`. The summary comes before the (large)
@@ -680,6 +723,7 @@ fn wxc(
     let ids = write_ids(dir, "ids-wxc.txt", &sim.ids[..WXC_LINES]);
     let (mut rust_cpu, mut rust_wall, mut py_cpu, mut py_wall) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut failed_runs = 0;
     for _ in 0..runs {
         let (u, lines) = audit(launcher, sim, &ids, dir, 0.0, WXC_CONCURRENCY);
         assert_eq!(lines.read, WXC_LINES as u64, "ptt-audit read every line");
@@ -688,7 +732,7 @@ fn wxc(
 
         let csv = dir.join("wxc.csv");
         let log = dir.join("wxc.log");
-        let job = Job::new("python3", &log)
+        let job = Job::new("python3", &log, Duration::from_secs(120))
             .arg(SCRIPT)
             .arg("--lines")
             .arg(&ids)
@@ -706,6 +750,9 @@ fn wxc(
                 "wxc_sdk script exited {} with {rows} rows:\n{text}",
                 u.exit_code
             );
+            // A run that did not read every line proves nothing either way.
+            failed_runs += 1;
+            continue;
         }
         py_cpu.push(u.cpu.as_secs_f64() * 1000.0 / WXC_LINES as f64);
         py_wall.push(u.wall.as_secs_f64());
@@ -716,6 +763,16 @@ fn wxc(
             u.wall.as_secs_f64(),
             py_cpu.last().copied().unwrap_or_default(),
         );
+    }
+    if py_cpu.is_empty() {
+        table.add(
+            "wxc_sdk",
+            "wxc_sdk script runs that read every line",
+            format!("0 of {failed_runs}"),
+            "all",
+            Some(false),
+        );
+        return;
     }
     let label = format!("{WXC_LINES} lines, concurrency {WXC_CONCURRENCY}");
     table.add(
