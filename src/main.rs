@@ -78,17 +78,17 @@ fn main() -> ExitCode {
             let options = RunOptions {
                 progress: !cli.quiet,
             };
-            run_async(ptt_audit::app::audit(args, options))
+            run_async(Threads::One, ptt_audit::app::audit(args, options))
         }
         Command::Demo(args) => {
             let options = RunOptions {
                 progress: !cli.quiet,
             };
-            run_async(ptt_audit::demo::run(args, options))
+            run_async(Threads::One, ptt_audit::demo::run(args, options))
         }
         Command::Simulate(args) => {
             let (config, listen, ids_out) = args.into_config();
-            run_async(async move {
+            run_async(Threads::PerCore, async move {
                 ptt_audit::simulator::run_cli(config, listen, ids_out).await?;
                 Ok(exit::OK)
             })
@@ -97,11 +97,25 @@ fn main() -> ExitCode {
     ExitCode::from(u8::try_from(code).unwrap_or(exit::USAGE as u8))
 }
 
-fn run_async(fut: impl std::future::Future<Output = anyhow::Result<i32>>) -> i32 {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+/// How many threads a command's async runtime runs on.
+#[derive(Debug, Clone, Copy)]
+enum Threads {
+    /// Everything on the calling thread. For `audit` (and `demo`): its work per line is
+    /// small and its pace is set by the rate limit, so one thread does it all, and
+    /// avoiding hand-offs between threads halves its CPU time per line and its memory
+    /// (results are made, written and freed on the same thread: no allocator
+    /// contention, no per-thread heaps). See `benches/e2e.rs`.
+    One,
+    /// One worker per core: for `simulate`, a server answering many clients.
+    PerCore,
+}
+
+fn run_async(threads: Threads, fut: impl std::future::Future<Output = anyhow::Result<i32>>) -> i32 {
+    let mut builder = match threads {
+        Threads::One => tokio::runtime::Builder::new_current_thread(),
+        Threads::PerCore => tokio::runtime::Builder::new_multi_thread(),
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             ptt_audit::app::tell(Tone::Error, &format!("cannot start the async runtime: {e}"));

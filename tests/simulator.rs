@@ -55,7 +55,7 @@ fn tracking_id(resp: &reqwest::Response) -> String {
 fn all_settings(sim: &Simulator) -> Vec<Value> {
     sim.line_ids()
         .iter()
-        .map(|id| sim.settings(id).cloned().expect("settings of a listed id"))
+        .map(|id| sim.settings(id).expect("settings of a listed id"))
         .collect()
 }
 
@@ -189,7 +189,7 @@ async fn get_push_to_talk_returns_the_line_settings() {
         assert!(body["allowAutoAnswer"].is_boolean());
         assert!(body["connectionType"].is_string());
         assert!(body["accessType"].is_string());
-        assert_eq!(Some(&body), expected.settings(id));
+        assert_eq!(Some(body), expected.settings(id));
     }
     sim.shutdown().await;
 }
@@ -773,4 +773,32 @@ fn simulate_args_map_onto_the_config() {
         Cli::try_parse_from(["simulate", "--burst", "3"]).is_err(),
         "burst needs a rate"
     );
+}
+
+#[tokio::test]
+async fn arrivals_are_recorded_only_when_asked_for() {
+    let sim = start(SimConfig {
+        lines: 2,
+        record_arrivals: true,
+        ..SimConfig::default()
+    })
+    .await;
+    let url = ptt_url(&sim, &sim.ids[0]);
+    assert_eq!(get(&url).await.status(), StatusCode::OK);
+    tokio::time::sleep(Duration::from_millis(120)).await;
+    // A refused request arrived too, and is counted.
+    let unauthorized = client().get(&url).send().await.expect("answer");
+    assert_eq!(unauthorized.status(), StatusCode::UNAUTHORIZED);
+    let arrivals = sim.arrivals();
+    assert_eq!(arrivals.len(), 2, "{arrivals:?}");
+    assert!(
+        arrivals[1] - arrivals[0] >= Duration::from_millis(100),
+        "{arrivals:?}"
+    );
+
+    let quiet = start(config(2, 1)).await;
+    let url = ptt_url(&quiet, &quiet.ids[0]);
+    assert_eq!(get(&url).await.status(), StatusCode::OK);
+    assert_eq!(quiet.stats().requests, 1);
+    assert!(quiet.arrivals().is_empty());
 }

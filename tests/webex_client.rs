@@ -108,12 +108,12 @@ async fn success_sends_token_org_id_and_tracking_id() {
         h.get("authorization").unwrap().to_str().unwrap(),
         format!("Bearer {TOKEN}")
     );
-    assert!(h
-        .get("trackingid")
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .starts_with("PTTAUDIT_"));
+    let tracking = h.get("trackingid").unwrap().to_str().unwrap();
+    let uuid = tracking
+        .strip_prefix("PTTAUDIT_")
+        .and_then(|u| uuid::Uuid::parse_str(u).ok())
+        .unwrap_or_else(|| panic!("{tracking} is not PTTAUDIT_<uuid>"));
+    assert_eq!(uuid.get_version_num(), 4, "{tracking}");
 }
 
 #[tokio::test]

@@ -53,6 +53,10 @@ pub struct SimConfig {
     pub throttle_windows: Vec<(Duration, Duration)>,
     /// How long a `timeout` fault stalls before answering.
     pub slow_delay: Duration,
+    /// Record when each request arrived, for [`RunningSimulator::arrivals`] (the
+    /// benchmark checks the client's pacing with it). Off by default: the list grows
+    /// by one entry per request.
+    pub record_arrivals: bool,
 }
 
 impl Default for SimConfig {
@@ -67,6 +71,7 @@ impl Default for SimConfig {
             faults: Faults::NONE,
             throttle_windows: Vec::new(),
             slow_delay: Duration::from_secs(60),
+            record_arrivals: false,
         }
     }
 }
@@ -135,9 +140,11 @@ impl Simulator {
     }
 
     /// The settings JSON line `id` answers with when no fault hits it.
-    pub fn settings(&self, id: &str) -> Option<&serde_json::Value> {
+    pub fn settings(&self, id: &str) -> Option<serde_json::Value> {
         let index = *self.data.index.get(id)?;
-        self.data.lines.get(index).map(|l| &l.settings)
+        let line = self.data.lines.get(index)?;
+        // The body was serialised from a `Value` at startup: it always parses back.
+        serde_json::from_slice(&line.body).ok()
     }
 
     /// The configuration this simulator was built from.
@@ -161,6 +168,9 @@ impl Simulator {
         let started = Instant::now();
         let stats = Arc::new(SimStats::default());
         let (stop_tx, stop_rx) = watch::channel(false);
+        let arrivals = config
+            .record_arrivals
+            .then(|| Arc::new(std::sync::Mutex::new(Vec::new())));
         let limiter = config.rate_limit.map(|rate| {
             let capacity = config
                 .burst
@@ -177,6 +187,7 @@ impl Simulator {
             slow_delay: config.slow_delay,
             started,
             stats: Arc::clone(&stats),
+            arrivals: arrivals.clone(),
             tracking: server::TrackingIds::new(config.seed),
             shutdown: stop_rx.clone(),
             authority: addr.to_string(),
@@ -196,6 +207,7 @@ impl Simulator {
             ids,
             addr,
             stats,
+            arrivals,
             stop: stop_tx,
             task: Some(task),
         })
@@ -218,6 +230,7 @@ pub struct RunningSimulator {
     /// The address actually bound.
     pub addr: SocketAddr,
     stats: Arc<SimStats>,
+    arrivals: Option<server::Arrivals>,
     stop: watch::Sender<bool>,
     task: Option<JoinHandle<()>>,
 }
@@ -226,6 +239,17 @@ impl RunningSimulator {
     /// What the simulator has answered so far.
     pub fn stats(&self) -> SimStatsSnapshot {
         self.stats.snapshot()
+    }
+
+    /// When each request so far arrived, as time since the server started, in arrival
+    /// order (every request counts, refused ones included). Empty unless
+    /// [`SimConfig::record_arrivals`] was set.
+    pub fn arrivals(&self) -> Vec<Duration> {
+        match &self.arrivals {
+            // A panic while holding the lock cannot leave the list inconsistent.
+            Some(a) => a.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+            None => Vec::new(),
+        }
     }
 
     /// Stops accepting, wakes stalled `timeout` answers, and waits (at most 5 s) for
@@ -327,6 +351,7 @@ impl SimulateArgs {
             faults: self.faults,
             throttle_windows: Vec::new(),
             slow_delay: self.slow_delay,
+            record_arrivals: false,
         };
         (config, self.listen, self.ids_out)
     }

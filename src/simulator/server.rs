@@ -35,11 +35,16 @@ pub(crate) struct Shared {
     pub slow_delay: Duration,
     pub started: Instant,
     pub stats: Arc<SimStats>,
+    /// Arrival times since `started`, when recording was asked for.
+    pub arrivals: Option<Arrivals>,
     pub tracking: TrackingIds,
     pub shutdown: watch::Receiver<bool>,
     /// `host:port` for `Link` URLs when a request has no `Host` header.
     pub authority: String,
 }
+
+/// Arrival times of every request, shared with the `RunningSimulator`.
+pub(crate) type Arrivals = Arc<std::sync::Mutex<Vec<Duration>>>;
 
 /// Builds the app: one handler for everything.
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
@@ -159,6 +164,10 @@ fn query_param<'a>(query: Option<&'a str>, name: &str) -> Option<std::borrow::Co
 
 async fn handle(State(s): State<Arc<Shared>>, req: Request) -> Response {
     s.stats.requests.fetch_add(1, Ordering::Relaxed);
+    if let Some(arrivals) = &s.arrivals {
+        let at = s.started.elapsed();
+        arrivals.lock().unwrap_or_else(|e| e.into_inner()).push(at);
+    }
     let tid = s.tracking.next();
 
     if req.method() != Method::GET {

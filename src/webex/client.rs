@@ -305,7 +305,10 @@ impl WebexClient {
     }
 
     async fn send(&self, url: &str) -> Attempt {
-        let tracking = format!("{TRACKING_PREFIX}_{}", uuid::Uuid::new_v4());
+        // A version-4 UUID from the thread's RNG: `Uuid::new_v4` asks the kernel for
+        // fresh randomness on every call, a system call per request.
+        let id = uuid::Builder::from_random_bytes(rand::random()).into_uuid();
+        let tracking = format!("{TRACKING_PREFIX}_{id}");
         let result = self
             .http
             .get(url)

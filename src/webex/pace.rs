@@ -21,6 +21,9 @@ use tokio::time::Instant;
 
 /// Slowest pace the adaptive gate drops to, in requests per second.
 pub const MIN_ADAPTIVE_RATE: f64 = 0.5;
+/// Answers since the last pause needed before their rate is taken for the server's;
+/// with fewer, a 429 halves the pace.
+pub const MIN_EVIDENCE: u64 = 10;
 /// Share of the server's accepted rate the run drops to after a 429.
 pub const THROTTLE_FACTOR: f64 = 0.85;
 /// How often the adaptive pace probes upwards while no 429 arrives.
@@ -54,6 +57,15 @@ struct State {
     ok_since_resume: u64,
     throttles_in_a_row: u32,
     throttles_total: u64,
+}
+
+/// What a caller of [`Pacer::acquire`] waits for.
+enum Wait {
+    /// The run-wide pause: wait, then ask again.
+    Pause(Instant),
+    /// Its reserved slot of the adaptive gate: wait, then go on to the ceiling.
+    Slot(Instant),
+    No,
 }
 
 #[derive(Debug)]
@@ -99,19 +111,31 @@ impl Pacer {
                 let mut s = self.lock();
                 let now = Instant::now();
                 match s.paused_until {
-                    Some(until) if until > now => Some(until),
+                    Some(until) if until > now => Wait::Pause(until),
                     _ => {
                         if s.paused_until.take().is_some() {
                             s.resumed_at = now;
                             s.sent_since_resume = 0;
                             s.ok_since_resume = 0;
                         }
-                        self.adaptive_slot(&mut s, now)
+                        match self.adaptive_slot(&mut s, now) {
+                            Some(slot) => Wait::Slot(slot),
+                            None => Wait::No,
+                        }
                     }
                 }
             };
-            if let Some(until) = wait {
-                tokio::time::sleep_until(until).await;
+            match wait {
+                // Everyone waiting out a pause wakes at the same instant: each must
+                // then take its own slot from the adaptive gate, or they would all
+                // start at once at the ceiling's pace, which is what the server just
+                // refused.
+                Wait::Pause(until) => {
+                    tokio::time::sleep_until(until).await;
+                    continue;
+                }
+                Wait::Slot(slot) => tokio::time::sleep_until(slot).await,
+                Wait::No => {}
             }
             // 2. The user's ceiling.
             if let Some(limiter) = &self.ceiling {
@@ -170,12 +194,22 @@ impl Pacer {
         // Every 429 of one episode arrives while the first one's pause is on: only the
         // first lowers the pace, or one burst would collapse it.
         if !already_paused {
+            // Over at least a second: a server with a token bucket accepts a burst
+            // right after a pause, which a shorter window would take for its rate.
             let active = now.duration_since(s.resumed_at).as_secs_f64().max(1.0);
-            let accepted = s.ok_since_resume as f64 / active;
             let current = match (&s.adaptive, self.configured) {
                 (Some(a), _) => a.rate,
                 (None, Some(c)) => c,
                 (None, None) => s.sent_since_resume as f64 / active,
+            };
+            // A server that refuses almost at once (no burst allowance) leaves too few
+            // answers to measure its rate, and dividing them by a second would take it
+            // for a server of one request a second: halve the pace instead, and let
+            // the next 429 measure again.
+            let accepted = if s.ok_since_resume >= MIN_EVIDENCE {
+                s.ok_since_resume as f64 / active
+            } else {
+                current / 2.0
             };
             let rate = (THROTTLE_FACTOR * accepted.min(current)).max(MIN_ADAPTIVE_RATE);
             let resume = now + pause;
@@ -261,6 +295,56 @@ mod tests {
             "{:?}",
             t0.elapsed()
         );
+    }
+
+    #[tokio::test]
+    async fn callers_released_by_a_pause_start_at_the_adaptive_pace_not_at_once() {
+        let pacer = std::sync::Arc::new(Pacer::new(Some(100.0)));
+        pacer.throttled(Some(Duration::from_millis(200)));
+        let rate = pacer.adaptive_rate().expect("slowed down");
+        let t0 = std::time::Instant::now();
+        let tasks: Vec<_> = (0..4)
+            .map(|_| {
+                let p = pacer.clone();
+                tokio::spawn(async move {
+                    p.acquire().await;
+                    std::time::Instant::now()
+                })
+            })
+            .collect();
+        let mut started = Vec::new();
+        for t in tasks {
+            started.push(t.await.unwrap());
+        }
+        started.sort();
+        assert!(started[0] - t0 >= Duration::from_millis(190));
+        // The ceiling alone would let them through 10 ms apart.
+        let spacing = Duration::from_secs_f64(1.0 / rate);
+        for pair in started.windows(2) {
+            let gap = pair[1] - pair[0];
+            assert!(gap >= spacing.mul_f64(0.9), "{gap:?} apart at {rate:.1}/s");
+        }
+    }
+
+    #[tokio::test]
+    async fn too_few_answers_halve_the_pace_and_enough_answers_measure_it() {
+        // Refused at the second request: one answer says nothing about the server.
+        let pacer = Pacer::new(Some(100.0));
+        pacer.acquire().await;
+        pacer.answered();
+        pacer.throttled(Some(Duration::from_millis(10)));
+        let rate = pacer.adaptive_rate().unwrap();
+        assert!((rate - THROTTLE_FACTOR * 50.0).abs() < 1e-9, "{rate}");
+
+        // 20 answers in ~0.2 s, counted over one second: the server took 20/s.
+        let pacer = Pacer::new(Some(100.0));
+        for _ in 0..20 {
+            pacer.acquire().await;
+            pacer.answered();
+        }
+        pacer.throttled(Some(Duration::from_millis(10)));
+        let rate = pacer.adaptive_rate().unwrap();
+        assert!((rate - THROTTLE_FACTOR * 20.0).abs() < 1e-9, "{rate}");
     }
 
     #[tokio::test]
