@@ -46,21 +46,10 @@ pub fn tell(tone: Tone, text: &str) {
     }
 }
 
-/// Loads policies, telling every problem; `None` means exit 2. A set with no enabled
-/// rule is refused too: auditing against nothing would report every line compliant.
+/// Loads policies, telling every problem; `None` means exit 2.
 pub fn load_policies(path: &Path) -> Option<PolicySet> {
     match policy::load(path) {
-        Ok(set) if set.rules.iter().any(|r| r.enabled) => Some(set),
-        Ok(_) => {
-            tell(
-                Tone::Error,
-                &format!(
-                    "{} holds no enabled rule: an audit against it would pass every line",
-                    path.display()
-                ),
-            );
-            None
-        }
+        Ok(set) => Some(set),
         Err(errors) => {
             if JSON_LOGS.load(Ordering::Relaxed) {
                 for d in &errors.diagnostics {
@@ -81,9 +70,27 @@ pub fn load_policies(path: &Path) -> Option<PolicySet> {
     }
 }
 
+/// Loads policies to audit with: valid, and with at least one enabled rule, since an
+/// audit against nothing would report every line compliant. `None` means exit 2.
+pub fn load_policies_to_audit(path: &Path) -> Option<PolicySet> {
+    let set = load_policies(path)?;
+    if set.rules.iter().any(|r| r.enabled) {
+        return Some(set);
+    }
+    tell(Tone::Error, &no_enabled_rule(path));
+    None
+}
+
+fn no_enabled_rule(path: &Path) -> String {
+    format!(
+        "{} holds no enabled rule: an audit against it would pass every line",
+        path.display()
+    )
+}
+
 /// `ptt-audit audit`: returns the process exit code.
 pub async fn audit(args: AuditArgs, options: RunOptions) -> anyhow::Result<i32> {
-    let Some(policies) = load_policies(&args.policies) else {
+    let Some(policies) = load_policies_to_audit(&args.policies) else {
         return Ok(exit::USAGE);
     };
     // Checked before any request so that a typo costs nothing.
@@ -107,12 +114,14 @@ pub async fn audit(args: AuditArgs, options: RunOptions) -> anyhow::Result<i32> 
     };
     let policies = Arc::new(policies);
     let outcome = audit::run(&args, &token, policies.clone(), lines, options).await?;
-    print_outcome(&outcome, &policies)?;
+    print_outcome(&outcome, &policies);
     Ok(outcome.exit_code)
 }
 
-/// Prints the human summary to stdout, and what went wrong to stderr.
-pub fn print_outcome(outcome: &Outcome, policies: &PolicySet) -> anyhow::Result<()> {
+/// Prints the human summary to stdout, and what went wrong to stderr. A stdout that
+/// cannot be written (a closed pipe) is only logged: the reports and the exit code
+/// already say what happened.
+pub fn print_outcome(outcome: &Outcome, policies: &PolicySet) {
     let text = crate::report::render_summary(
         &outcome.summary,
         policies,
@@ -120,8 +129,14 @@ pub fn print_outcome(outcome: &Outcome, policies: &PolicySet) -> anyhow::Result<
         outcome.exit_code,
     );
     let mut out = std::io::stdout().lock();
-    out.write_all(text.as_bytes())?;
-    out.flush()?;
+    if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        tracing::warn!("cannot print the summary: {e}");
+    }
+    let unread = if outcome.summary.lines.not_audited > 0 {
+        "Lines not read are marked not_audited; reports were written."
+    } else {
+        "Reports were written."
+    };
     if outcome.all_not_found {
         tell(
             Tone::Warn,
@@ -132,17 +147,15 @@ pub fn print_outcome(outcome: &Outcome, policies: &PolicySet) -> anyhow::Result<
     match outcome.stopped {
         Some(StopReason::Unauthorized) => tell(
             Tone::Error,
-            "the Webex API refused the token (401 Unauthorized). It is missing, wrong or \
-             expired (personal tokens last 12 hours; use a service-app or integration token for \
-             cron). Lines not read are marked not_audited; reports were written.",
+            &format!(
+                "the Webex API refused the token (401 Unauthorized). It is missing, wrong or \
+                 expired (personal tokens last 12 hours; use a service-app or integration token \
+                 for cron). {unread}"
+            ),
         ),
-        Some(StopReason::Interrupted) => tell(
-            Tone::Warn,
-            "interrupted: lines not read are marked not_audited; reports were written.",
-        ),
+        Some(StopReason::Interrupted) => tell(Tone::Warn, &format!("interrupted. {unread}")),
         None => {}
     }
-    Ok(())
 }
 
 /// `ptt-audit check-policies [PATH]`: validates and lists; returns the exit code.
@@ -190,5 +203,8 @@ pub fn check_policies(path: &Path) -> i32 {
     }
     text.push_str("\npolicies are valid\n");
     print!("{text}");
+    if !set.rules.iter().any(|r| r.enabled) {
+        tell(Tone::Warn, &format!("warning: {}", no_enabled_rule(path)));
+    }
     exit::OK
 }

@@ -18,7 +18,7 @@ use tokio::sync::Semaphore;
 use crate::config::AuditArgs;
 use crate::eval;
 use crate::input::InputLine;
-use crate::model::{ErrorKind, LineError, LineReport, LineStatus, RuleStatus};
+use crate::model::{ErrorKind, LineError, LineReport, LineStatus};
 use crate::policy::PolicySet;
 use crate::report::{Reports, RunEnd, RunMeta, Summary};
 use crate::webex::{ClientConfig, Stop, StopReason, Token, WebexClient};
@@ -150,25 +150,21 @@ pub async fn run(
         })
         .buffered(window);
 
-    let mut waivers_applied = vec![false; policies.waivers.len()];
-    let (mut read, mut not_found) = (0usize, 0usize);
+    let (mut read, mut requested, mut not_found) = (0usize, 0usize, 0usize);
     while let Some(mut report) = results.next().await {
         if let Some(previous) = &previous {
             previous.annotate(&mut report, &policies);
         }
         read += usize::from(report.read_at.is_some());
+        requested += usize::from(
+            report.read_at.is_some() || report.error.as_ref().is_some_and(|e| e.attempts > 0),
+        );
         not_found += usize::from(report.error.as_ref().and_then(|e| e.http_status) == Some(404));
-        for f in &report.findings {
-            if let (RuleStatus::Waived, Some(w)) = (f.status, f.waiver) {
-                waivers_applied[w] = true;
-            }
-        }
         reports
             .write_line(&report)
             .context("cannot write the reports")?;
         done.fetch_add(1, Ordering::Relaxed);
     }
-    signals.abort();
     if let Some(t) = ticker {
         t.abort();
         eprint!("\r\x1b[2K");
@@ -178,11 +174,13 @@ pub async fn run(
     let exit_code = exit_code(reports.summary(), args, stopped);
     let end = RunEnd {
         finished_at: Utc::now(),
-        complete: reports.summary().lines.not_audited == 0,
+        // A run stopped by a 401 is incomplete even when the refused line was its last.
+        complete: stopped.is_none() && reports.summary().lines.not_audited == 0,
         exit_code,
-        waiver_states: eval::waiver_states(&policies, &waivers_applied, today),
     };
     let (summary, paths) = reports.finish(end).context("cannot finish the reports")?;
+    // Only now: until the reports are on disk a second interrupt must still exit.
+    signals.abort();
     let throttled = client.pacer().throttles();
     tracing::info!(
         exit_code,
@@ -197,7 +195,7 @@ pub async fn run(
         stopped,
         elapsed: clock.elapsed(),
         throttled,
-        all_not_found: read == 0 && not_found > 1,
+        all_not_found: read == 0 && not_found > 1 && not_found == requested,
     })
 }
 

@@ -132,11 +132,15 @@ fn parse_formats(s: &str) -> Result<FormatList, String> {
         .map_err(|e| e.to_string())
 }
 
+/// Slowest `--rate` accepted (one request every 100 s), besides 0 for no limit.
+pub const MIN_RATE: f64 = 0.01;
+
 fn parse_rate(s: &str) -> Result<f64, String> {
     match s.trim().parse::<f64>() {
-        Ok(r) if r.is_finite() && r >= 0.0 => Ok(r),
+        Ok(r) if r == 0.0 || (r.is_finite() && r >= MIN_RATE) => Ok(r),
         _ => Err(format!(
-            "`{s}` is not a rate: give requests per second, e.g. 10 or 0.5, or 0 for no limit"
+            "`{s}` is not a rate: give requests per second from {MIN_RATE}, e.g. 10 or 0.5, \
+             or 0 for no limit"
         )),
     }
 }

@@ -42,8 +42,20 @@ pub struct DemoArgs {
 /// Runs the demo; returns the exit code: 0 when the audit read every line the
 /// simulated API has (its permanent 404s aside), whatever the policies found.
 pub async fn run(args: DemoArgs, options: RunOptions) -> anyhow::Result<i32> {
-    let Some(policies) = crate::app::load_policies(&args.policies) else {
-        return Ok(exit::USAGE);
+    // Outside the repository there is no `policies/` folder: the demo then uses the
+    // baseline pack built into the binary, so that it works from anywhere.
+    let builtin =
+        args.policies == std::path::Path::new(DEFAULT_POLICIES) && !args.policies.exists();
+    let policies = if builtin {
+        crate::policy::load_str(
+            std::path::Path::new("(built-in baseline)"),
+            crate::policy::BASELINE,
+        )?
+    } else {
+        let Some(policies) = crate::app::load_policies_to_audit(&args.policies) else {
+            return Ok(exit::USAGE);
+        };
+        policies
     };
     let secret = format!("demo-{}", uuid::Uuid::new_v4().simple());
     let sim = simulator::start(
@@ -100,12 +112,12 @@ pub async fn run(args: DemoArgs, options: RunOptions) -> anyhow::Result<i32> {
     let outcome = audit::run(&audit_args, &token, policies.clone(), lines, options).await?;
     let stats = sim.stats();
     sim.shutdown().await;
-    crate::app::print_outcome(&outcome, &policies)?;
+    crate::app::print_outcome(&outcome, &policies);
     println!(
         "\nWhat you just saw: ptt-audit read {} simulated virtual lines from a local stand-in \
          for the Webex API, which answered {} requests with these troubles: {} throttled (429), \
          {} server errors, {} dropped connections, {} broken bodies, {} slow answers. It paced, \
-         paused and retried through them and evaluated {} with the policies in {}.",
+         paused and retried through them and evaluated {} with {}.",
         outcome.summary.lines.total,
         stats.requests,
         stats.throttled,
@@ -118,7 +130,11 @@ pub async fn run(args: DemoArgs, options: RunOptions) -> anyhow::Result<i32> {
             1 => "every line but one that does not exist (404)".to_string(),
             n => format!("every line but {n} that do not exist (404)"),
         },
-        args.policies.display(),
+        if builtin {
+            "the baseline pack built into ptt-audit".to_string()
+        } else {
+            args.policies.display().to_string()
+        },
     );
     println!(
         "(The exit code above is what `audit` would return for these results; the demo itself \

@@ -451,7 +451,7 @@ async fn previous_report_fills_the_change_column() {
 }
 
 #[tokio::test]
-async fn policies_without_an_enabled_rule_are_refused() {
+async fn policies_without_an_enabled_rule_are_refused_by_audit_only() {
     let server = MockServer::start().await;
     serve(&server, "A", 200, compliant()).await;
     let dir = tempfile::tempdir().unwrap();
@@ -463,7 +463,45 @@ async fn policies_without_an_enabled_rule_are_refused() {
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(run.stderr.contains("no enabled rule"), "{}", run.stderr);
     assert!(server.received_requests().await.unwrap().is_empty());
-    assert_eq!(check_policies(&empty).status.code(), Some(2));
+    // The file itself is valid: check-policies says so, with a warning.
+    let checked = check_policies(&empty);
+    assert_eq!(checked.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&checked.stderr).contains("no enabled rule"));
+}
+
+#[tokio::test]
+async fn a_401_on_the_only_line_still_marks_the_run_incomplete() {
+    let server = MockServer::start().await;
+    serve(&server, "A", 401, json!({"message": "expired"})).await;
+    let run = audit(&server, &["--line", "A"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    let report = run.json();
+    assert_eq!(report["run"]["complete"], false);
+    assert_eq!(report["lines"][0]["error"]["kind"], "auth");
+    assert!(!run.stderr.contains("marked not_audited"), "{}", run.stderr);
+}
+
+#[test]
+fn demo_works_outside_the_repository_with_the_built_in_baseline() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::cargo_bin("ptt-audit")
+        .unwrap()
+        .current_dir(dir.path())
+        .args(["demo", "--lines", "20", "--faults", "none", "-q"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("baseline pack built into ptt-audit"),
+        "{stdout}"
+    );
+    assert!(dir.path().join("reports").read_dir().unwrap().count() == 3);
 }
 
 #[tokio::test]

@@ -14,7 +14,7 @@ use ptt_audit::model::{
 use ptt_audit::policy::PolicySet;
 use ptt_audit::report::{
     csv::{FINDINGS_HEADER, LINES_HEADER},
-    neutralise, Format, Reports, RunEnd, RunMeta, WaiverState,
+    neutralise, Format, Reports, RunEnd, RunMeta,
 };
 
 const FINDINGS_LINE: &str = "run_id,audited_at,org_id,line_id,line_name,rule_id,rule_title,severity,status,message,remediation,waiver_reason,waiver_expires,change";
@@ -90,7 +90,6 @@ fn end(exit_code: i32) -> RunEnd {
         finished_at: Utc.with_ymd_and_hms(2026, 11, 29, 3, 21, 0).unwrap(),
         complete: true,
         exit_code,
-        waiver_states: vec![],
     }
 }
 
@@ -575,7 +574,7 @@ fn json_has_exactly_the_contracts_keys() {
         );
     }
     assert_eq!(waivers[0]["expires"], "2027-01-31");
-    // RunEnd gave no states: filled from what the findings showed.
+    // From the findings (applied) and the run's start date (expired).
     let states: Vec<&str> = waivers
         .iter()
         .map(|w| w["state"].as_str().expect("state"))
@@ -630,23 +629,22 @@ fn json_has_exactly_the_contracts_keys() {
 }
 
 #[test]
-fn json_waiver_states_from_run_end_win() {
+fn json_run_end_and_waiver_states_with_no_lines() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut r = Reports::create(dir.path(), &[Format::Json], meta(), policies()).expect("create");
-    for l in &sample_lines() {
-        r.write_line(l).expect("write");
-    }
+    let r = Reports::create(dir.path(), &[Format::Json], meta(), policies()).expect("create");
     let mut e = end(3);
     e.complete = false;
-    e.waiver_states = vec![
-        WaiverState::Applied,
-        WaiverState::Expired,
-        WaiverState::Expired,
-    ];
     let (_, paths) = r.finish(e).expect("finish");
     let doc: Value =
         serde_json::from_str(&fs::read_to_string(&paths[0]).expect("read")).expect("json");
-    assert_eq!(doc["waivers"][2]["state"], "expired");
+    // Nothing was waived: the unexpired waivers are unused, the expired one expired.
+    let states: Vec<&str> = doc["waivers"]
+        .as_array()
+        .expect("waivers")
+        .iter()
+        .map(|w| w["state"].as_str().expect("state"))
+        .collect();
+    assert_eq!(states, ["unused", "expired", "unused"]);
     assert_eq!(doc["run"]["complete"], false);
     assert_eq!(doc["run"]["exit_code"], 3);
 }

@@ -169,6 +169,25 @@ async fn malformed_json_is_a_decode_error_after_its_retries() {
     assert_eq!(e.attempts, 2);
 }
 
+/// A 200 that is JSON but not PTT settings (a proxy's answer, an error body) must not
+/// be evaluated: a rule that only looks at `members` would pass it.
+#[tokio::test]
+async fn a_200_without_the_required_fields_is_not_settings() {
+    let server = MockServer::start().await;
+    Mock::given(path(ptt_path("p")))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"status": "ok", "members": []})),
+        )
+        .mount(&server)
+        .await;
+    let e = client(&server, 1, None, Duration::from_secs(5))
+        .read_ptt("p")
+        .await
+        .unwrap_err();
+    assert_eq!((e.kind, e.attempts), (ErrorKind::Decode, 2));
+    assert!(e.message.contains("connectionType"), "{}", e.message);
+}
+
 #[tokio::test]
 async fn server_errors_are_retried_and_attempts_counted() {
     let server = MockServer::start().await;

@@ -26,7 +26,9 @@ use ::csv::{Writer, WriterBuilder};
 use serde_json::Value;
 
 use super::atomic::AtomicFile;
-use super::{effective_findings, rfc3339, ReportError, ReportWriter, RunEnd, RunMeta, Summary};
+use super::{
+    effective_findings, rfc3339, ReportError, ReportWriter, RunEnd, RunMeta, Summary, WaiverState,
+};
 use crate::model::{LineReport, RuleStatus};
 use crate::policy::PolicySet;
 
@@ -297,6 +299,7 @@ impl ReportWriter for CsvWriter {
         self: Box<Self>,
         _summary: &Summary,
         _end: &RunEnd,
+        _waivers: &[WaiverState],
     ) -> Result<Vec<PathBuf>, ReportError> {
         let CsvWriter {
             findings,

@@ -89,7 +89,12 @@ impl JsonWriter {
         })
     }
 
-    fn header(&self, summary: &Summary, end: &RunEnd) -> Result<Map<String, Value>, ReportError> {
+    fn header(
+        &self,
+        summary: &Summary,
+        end: &RunEnd,
+        waivers: &[WaiverState],
+    ) -> Result<Map<String, Value>, ReportError> {
         let p = &*self.policies;
         let json_err = |source| ReportError::Json {
             path: self.out.final_path().to_path_buf(),
@@ -115,11 +120,7 @@ impl JsonWriter {
             .iter()
             .enumerate()
             .map(|(i, w)| {
-                let state = end
-                    .waiver_states
-                    .get(i)
-                    .copied()
-                    .unwrap_or(WaiverState::Unused);
+                let state = waivers.get(i).copied().unwrap_or(WaiverState::Unused);
                 json!({
                     "rule": w.rule,
                     "line": w.line,
@@ -214,8 +215,9 @@ impl ReportWriter for JsonWriter {
         mut self: Box<Self>,
         summary: &Summary,
         end: &RunEnd,
+        waivers: &[WaiverState],
     ) -> Result<Vec<PathBuf>, ReportError> {
-        let header = self.header(summary, end)?;
+        let header = self.header(summary, end, waivers)?;
         let out_path = self.out.temp_path().to_path_buf();
         let io_err = |source| ReportError::Io {
             path: out_path.clone(),

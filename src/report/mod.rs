@@ -128,9 +128,6 @@ pub struct RunEnd {
     pub complete: bool,
     /// The process exit code.
     pub exit_code: i32,
-    /// One state per `PolicySet::waivers` entry, same order. Missing trailing entries
-    /// are filled in from what the reports saw (applied, expired, else unused).
-    pub waiver_states: Vec<WaiverState>,
 }
 
 pub use crate::eval::WaiverState;
@@ -486,10 +483,12 @@ pub trait ReportWriter: Send {
     fn write_line(&mut self, line: &LineReport) -> Result<(), ReportError>;
 
     /// Completes the files and moves them to their final names; returns those names.
+    /// `waivers` holds one state per `PolicySet::waivers` entry, same order.
     fn finish(
         self: Box<Self>,
         summary: &Summary,
         end: &RunEnd,
+        waivers: &[WaiverState],
     ) -> Result<Vec<PathBuf>, ReportError>;
 }
 
@@ -499,8 +498,10 @@ pub struct Reports {
     writers: Vec<Box<dyn ReportWriter>>,
     summary: Summary,
     policies: Arc<PolicySet>,
-    /// What the findings showed of each waiver, to fill `RunEnd::waiver_states` gaps.
-    seen_waivers: Vec<Option<WaiverState>>,
+    /// Per waiver: did it turn some `fail` into `waived` (for its state at the end).
+    waivers_applied: Vec<bool>,
+    /// The day waivers are judged by: the run's start, as in evaluation.
+    today: chrono::NaiveDate,
 }
 
 impl std::fmt::Debug for Reports {
@@ -559,7 +560,8 @@ impl Reports {
                         stem,
                         writers,
                         summary: Summary::default(),
-                        seen_waivers: vec![None; policies.waivers.len()],
+                        waivers_applied: vec![false; policies.waivers.len()],
+                        today: meta.started_at.date_naive(),
                         policies,
                     })
                 }
@@ -583,18 +585,7 @@ impl Reports {
     /// Counts the line and writes it to every format.
     pub fn write_line(&mut self, line: &LineReport) -> Result<(), ReportError> {
         self.summary.add(line, &self.policies);
-        for f in &line.findings {
-            let state = match f.status {
-                RuleStatus::Waived => WaiverState::Applied,
-                RuleStatus::Fail => WaiverState::Expired,
-                _ => continue,
-            };
-            if let Some(slot) = f.waiver.and_then(|w| self.seen_waivers.get_mut(w)) {
-                if *slot != Some(WaiverState::Applied) {
-                    *slot = Some(state);
-                }
-            }
-        }
+        crate::eval::mark_applied(&mut self.waivers_applied, &line.findings);
         for w in &mut self.writers {
             w.write_line(line)?;
         }
@@ -610,18 +601,14 @@ impl Reports {
     ///
     /// Every format is attempted even if one fails; the first error is returned (the
     /// formats that succeeded keep their final files).
-    pub fn finish(self, mut end: RunEnd) -> Result<(Summary, Vec<PathBuf>), ReportError> {
-        let have = end.waiver_states.len();
-        end.waiver_states.extend(
-            self.seen_waivers
-                .iter()
-                .skip(have)
-                .map(|s| s.unwrap_or(WaiverState::Unused)),
-        );
+    pub fn finish(self, end: RunEnd) -> Result<(Summary, Vec<PathBuf>), ReportError> {
+        // Waivers expire by the date the run started, as evaluation judged them.
+        let waiver_states =
+            crate::eval::waiver_states(&self.policies, &self.waivers_applied, self.today);
         let mut paths = Vec::new();
         let mut first_err = None;
         for w in self.writers {
-            match w.finish(&self.summary, &end) {
+            match w.finish(&self.summary, &end, &waiver_states) {
                 Ok(p) => paths.extend(p),
                 Err(e) => {
                     first_err.get_or_insert(e);

@@ -241,11 +241,12 @@ impl WebexClient {
                         },
                         Verdict::Throttled => {
                             throttled += 1;
-                            let e = api_error(ErrorKind::Http, String::new());
-                            if throttled > THROTTLE_BUDGET {
-                                return Err(e);
-                            }
+                            // Every line waits out this answer's pause, even when this
+                            // line gives up.
                             self.pacer.throttled(retry_after);
+                            if throttled > THROTTLE_BUDGET {
+                                return Err(api_error(ErrorKind::Http, String::new()));
+                            }
                             // The pacer holds every request until the pause ends.
                             continue;
                         }
@@ -349,9 +350,27 @@ fn failed(e: &reqwest::Error) -> Attempt {
     Attempt::Failed { kind, message }
 }
 
+/// Fields the API marks required in a PTT settings answer. A 200 without them is not
+/// the line's settings (a proxy's page, an error body, an API change) and must not be
+/// evaluated: rules that only look at `members` would pass it.
+pub const REQUIRED_FIELDS: [&str; 3] = ["allowAutoAnswer", "connectionType", "accessType"];
+
 fn decode(body: &[u8]) -> Result<serde_json::Value, String> {
     match serde_json::from_slice::<serde_json::Value>(body) {
-        Ok(v @ serde_json::Value::Object(_)) => Ok(v),
+        Ok(serde_json::Value::Object(map)) => {
+            let missing: Vec<&str> = REQUIRED_FIELDS
+                .into_iter()
+                .filter(|f| map.get(*f).is_none_or(serde_json::Value::is_null))
+                .collect();
+            if missing.is_empty() {
+                Ok(serde_json::Value::Object(map))
+            } else {
+                Err(format!(
+                    "the answer is not PTT settings: required field(s) {} missing",
+                    missing.join(", ")
+                ))
+            }
+        }
         Ok(other) => Err(format!(
             "expected a JSON object, got {}",
             match other {

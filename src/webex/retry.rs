@@ -39,17 +39,36 @@ pub fn classify(status: StatusCode) -> Verdict {
 
 /// Parses a `Retry-After` value: delay-seconds or an HTTP-date. Anything else
 /// (`rand(30),add(30)` was seen in the wild) is `None`, and the caller backs off.
+///
+/// A value longer than [`MAX_RETRY_AFTER`] is cut to it (with a warning): a buggy or
+/// hostile server must not stall a nightly job for days.
 pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     let value = value.trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
+    let asked = if let Ok(secs) = value.parse::<u64>() {
+        Duration::from_secs(secs)
+    } else if let Ok(secs) = value.parse::<f64>() {
+        if !(secs.is_finite() && secs >= 0.0) {
+            return None;
+        }
+        Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX)
+    } else {
+        let at = httpdate::parse_http_date(value).ok()?;
+        at.duration_since(now).unwrap_or(Duration::ZERO)
+    };
+    if asked > MAX_RETRY_AFTER {
+        tracing::warn!(
+            asked_s = asked.as_secs(),
+            "the server asked to wait longer than {} s (Retry-After: {value}); waiting {} s",
+            MAX_RETRY_AFTER.as_secs(),
+            MAX_RETRY_AFTER.as_secs()
+        );
+        return Some(MAX_RETRY_AFTER);
     }
-    if let Ok(secs) = value.parse::<f64>() {
-        return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs));
-    }
-    let at = httpdate::parse_http_date(value).ok()?;
-    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+    Some(asked)
 }
+
+/// Longest `Retry-After` obeyed as given.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
 /// How long a line waits before retrying a transient failure: exponential with full
 /// jitter. Only this line waits; other lines go on.
@@ -94,6 +113,13 @@ mod tests {
         assert_eq!(parse_retry_after(&past, now), Some(Duration::ZERO));
         assert_eq!(parse_retry_after("rand(30),add(30)", now), None);
         assert_eq!(parse_retry_after("-5", now), None);
+        assert_eq!(parse_retry_after("1e300", now), Some(MAX_RETRY_AFTER));
+        assert_eq!(
+            parse_retry_after("18446744073709551615", now),
+            Some(MAX_RETRY_AFTER)
+        );
+        assert_eq!(parse_retry_after("NaN", now), None);
+        assert_eq!(parse_retry_after("inf", now), None);
         assert_eq!(parse_retry_after("", now), None);
     }
 }

@@ -89,7 +89,6 @@ mod tests {
         let t = Token::new("s3cr3t-value", "test").unwrap();
         let shown = format!("{t:?} {:?}", Some(&t));
         assert!(!shown.contains("s3cr3t"), "{shown}");
-        assert!(t.appears_in("xx s3cr3t-value yy"));
         assert!(t.bearer_header().is_sensitive());
     }
 
