@@ -139,7 +139,7 @@ pub fn invalid_reason(id: &str) -> Option<String> {
 ///
 /// The list is the one thing a run holds per line, so it is kept lean: files are
 /// read a line at a time (never whole), and duplicates are found without copying
-/// any ID (see [`dedupe`]).
+/// any ID (see `dedupe`).
 pub fn collect(files: &[PathBuf], ids: &[String]) -> Result<Vec<InputLine>, InputError> {
     let mut out = Vec::new();
     for file in files {

@@ -13,7 +13,7 @@
 //!   data from the API as a formula.
 //! - A line that was never read still gets one findings row per enabled rule, with
 //!   status `error` and the line's error message (see
-//!   [`effective_findings`](super::effective_findings)), so "one row per line and rule"
+//!   [`effective_findings`]), so "one row per line and rule"
 //!   holds for every line.
 //! - `change` compares with a previous report (`audit --previous`): `new`, `unchanged`,
 //!   `regressed`, `resolved` or `changed`; empty when there is none.
