@@ -515,3 +515,56 @@ async fn every_line_404_hints_at_the_base_url() {
         run.stderr
     );
 }
+
+#[tokio::test]
+async fn format_chooses_the_files_and_stdin_feeds_ids() {
+    let server = MockServer::start().await;
+    serve(&server, "[AB]", 200, compliant()).await;
+    let run = audit(&server, &["--line", "A", "--format", "json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let files = run.files();
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert!(files[0].to_string_lossy().ends_with(".json"));
+
+    let run = audit(&server, &["--line", "A", "--format", "CSV"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.files().len(), 2, "{:?}", run.files());
+    assert!(run
+        .files()
+        .iter()
+        .all(|p| p.extension().is_some_and(|e| e == "csv")));
+
+    let out = tempfile::tempdir().unwrap();
+    let output = Command::cargo_bin("ptt-audit")
+        .unwrap()
+        .env("WEBEX_TOKEN", TOKEN)
+        .args([
+            "audit",
+            "--rate",
+            "0",
+            "--lines",
+            "-",
+            "--policies",
+            POLICY,
+            "--base-url",
+        ])
+        .arg(format!("{}/v1", server.uri()))
+        .arg("--out")
+        .arg(out.path())
+        .write_stdin("# from a pipe\nB\nA\nB\n")
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let json = std::fs::read_dir(out.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "json"))
+        .unwrap();
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap();
+    assert_eq!(ids(&report), ["B", "A"]);
+}
