@@ -156,11 +156,34 @@ impl AtomicFile {
         &self.final_path
     }
 
-    /// Flushes, fsyncs and renames the file to its final name; returns that name.
+    /// Flushes, fsyncs and closes the file, still under its temporary name: what is
+    /// left to do, the rename, can be done for several files together.
+    pub fn seal(mut self) -> Result<Sealed, ReportError> {
+        self.tmp.close()?;
+        Ok(Sealed {
+            tmp: self.tmp,
+            final_path: self.final_path,
+        })
+    }
+
+    /// Seals the file and renames it to its final name; returns that name.
     ///
     /// An existing file of that name is replaced.
+    pub fn commit(self) -> Result<PathBuf, ReportError> {
+        self.seal()?.commit()
+    }
+}
+
+/// A complete, synced file waiting under its temporary name; dropping it removes it.
+#[derive(Debug)]
+pub struct Sealed {
+    tmp: TempFile,
+    final_path: PathBuf,
+}
+
+impl Sealed {
+    /// Renames the file to its final name; returns that name.
     pub fn commit(mut self) -> Result<PathBuf, ReportError> {
-        self.tmp.close()?;
         fs::rename(self.tmp.path(), &self.final_path).map_err(|source| ReportError::Io {
             path: self.final_path.clone(),
             source,

@@ -25,7 +25,7 @@ use std::sync::Arc;
 use ::csv::{Writer, WriterBuilder};
 use serde_json::Value;
 
-use super::atomic::AtomicFile;
+use super::atomic::{AtomicFile, Sealed};
 use super::{
     effective_findings, rfc3339, ReportError, ReportWriter, RunEnd, RunMeta, Summary, WaiverState,
 };
@@ -215,12 +215,12 @@ fn write_row<W: std::io::Write>(
     w.write_record(None::<&[u8]>).map_err(csv_err)
 }
 
-fn finish_one(w: Writer<AtomicFile>, path: &Path) -> Result<PathBuf, ReportError> {
+fn finish_one(w: Writer<AtomicFile>, path: &Path) -> Result<Sealed, ReportError> {
     let file = w.into_inner().map_err(|e| ReportError::Io {
         path: path.to_path_buf(),
         source: e.into_error(),
     })?;
-    file.commit()
+    file.seal()
 }
 
 impl ReportWriter for CsvWriter {
@@ -300,7 +300,7 @@ impl ReportWriter for CsvWriter {
         _summary: &Summary,
         _end: &RunEnd,
         _waivers: &[WaiverState],
-    ) -> Result<Vec<PathBuf>, ReportError> {
+    ) -> Result<Vec<Sealed>, ReportError> {
         let CsvWriter {
             findings,
             findings_path,

@@ -11,7 +11,7 @@
 //! null); `results[].waiver` (`{reason, expires, state}`, only when a waiver matched).
 
 use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -216,7 +216,7 @@ impl ReportWriter for JsonWriter {
         summary: &Summary,
         end: &RunEnd,
         waivers: &[WaiverState],
-    ) -> Result<Vec<PathBuf>, ReportError> {
+    ) -> Result<Vec<super::atomic::Sealed>, ReportError> {
         let header = self.header(summary, end, waivers)?;
         let out_path = self.out.temp_path().to_path_buf();
         let io_err = |source| ReportError::Io {
@@ -250,8 +250,8 @@ impl ReportWriter for JsonWriter {
         };
         this.out.write_all(close).map_err(io_err)?;
         let JsonWriter { out, spool, .. } = *self;
-        let path = out.commit()?;
+        let sealed = out.seal()?;
         drop(spool);
-        Ok(vec![path])
+        Ok(vec![sealed])
     }
 }

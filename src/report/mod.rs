@@ -482,14 +482,15 @@ pub trait ReportWriter: Send {
     /// Writes one line (and its results), in input order.
     fn write_line(&mut self, line: &LineReport) -> Result<(), ReportError>;
 
-    /// Completes the files and moves them to their final names; returns those names.
-    /// `waivers` holds one state per `PolicySet::waivers` entry, same order.
+    /// Completes and syncs the files, still under their temporary names (the caller
+    /// renames every format's files together). `waivers` holds one state per
+    /// `PolicySet::waivers` entry, same order.
     fn finish(
         self: Box<Self>,
         summary: &Summary,
         end: &RunEnd,
         waivers: &[WaiverState],
-    ) -> Result<Vec<PathBuf>, ReportError>;
+    ) -> Result<Vec<atomic::Sealed>, ReportError>;
 }
 
 /// The reports of one run: a writer per chosen format, and the summary counts.
@@ -599,26 +600,23 @@ impl Reports {
 
     /// Completes every report and renames it to its final name.
     ///
-    /// Every format is attempted even if one fails; the first error is returned (the
-    /// formats that succeeded keep their final files).
+    /// All or nothing: every file is completed and synced first, and only when all of
+    /// them are does any get its final name, so the JSON and the CSVs of one run never
+    /// disagree (or exist one without the other) after a full disk.
     pub fn finish(self, end: RunEnd) -> Result<(Summary, Vec<PathBuf>), ReportError> {
         // Waivers expire by the date the run started, as evaluation judged them.
         let waiver_states =
             crate::eval::waiver_states(&self.policies, &self.waivers_applied, self.today);
-        let mut paths = Vec::new();
-        let mut first_err = None;
+        let mut sealed = Vec::new();
         for w in self.writers {
-            match w.finish(&self.summary, &end, &waiver_states) {
-                Ok(p) => paths.extend(p),
-                Err(e) => {
-                    first_err.get_or_insert(e);
-                }
-            }
+            // On error, dropping what was sealed removes those temporary files too.
+            sealed.extend(w.finish(&self.summary, &end, &waiver_states)?);
         }
-        match first_err {
-            Some(e) => Err(e),
-            None => Ok((self.summary, paths)),
-        }
+        let paths = sealed
+            .into_iter()
+            .map(atomic::Sealed::commit)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((self.summary, paths))
     }
 }
 
