@@ -802,3 +802,75 @@ async fn arrivals_are_recorded_only_when_asked_for() {
     assert_eq!(quiet.stats().requests, 1);
     assert!(quiet.arrivals().is_empty());
 }
+
+/// `ptt-audit simulate` as a user starts it: the base URL on the first stdout line, the
+/// IDs in `--ids-out`, serving until interrupted, then its counters.
+#[tokio::test]
+async fn simulate_command_prints_its_url_first_and_serves_until_interrupted() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let ids_path = dir.path().join("ids.txt");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ptt-audit"))
+        .args([
+            "simulate",
+            "--lines",
+            "7",
+            "--seed",
+            "5",
+            "--token",
+            "sim-token",
+            "--ids-out",
+        ])
+        .arg(&ids_path)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Killed if an assertion fails first, so no simulator outlives the test.
+    struct KillOnDrop(u32);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", &self.0.to_string()])
+                .status();
+        }
+    }
+    let _guard = KillOnDrop(child.id());
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    let base = first.trim().to_string();
+    assert!(
+        base.starts_with("http://127.0.0.1:") && base.ends_with("/v1"),
+        "{first:?}"
+    );
+    let ids: Vec<String> = std::fs::read_to_string(&ids_path)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(ids.len(), 7);
+    let resp = client()
+        .get(format!(
+            "{base}/telephony/config/virtualLines/{}/pushToTalk",
+            ids[0]
+        ))
+        .bearer_auth("sim-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let body: Value = resp.json().await.unwrap();
+    assert!(body.get("connectionType").is_some(), "{body}");
+
+    // SIGINT, as Ctrl-C sends: it stops and prints what it served.
+    std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    assert!(rest.contains("requests"), "{rest:?}");
+}
