@@ -32,6 +32,9 @@ pub const PROBE_PERIOD: Duration = Duration::from_secs(1);
 pub const FAST_PROBE: f64 = 1.10;
 /// Upward step per probe near or above the rate that was last refused.
 pub const SLOW_PROBE: f64 = 1.01;
+/// After this long without a 429 the refusal is taken for a passing episode (a busy
+/// minute on the server, not its steady limit) and the pace climbs back fast.
+pub const QUIET_PERIOD: Duration = Duration::from_secs(30);
 /// First backoff when a 429 carries no usable `Retry-After`; doubles per 429 in a row.
 pub const BACKOFF_BASE: Duration = Duration::from_millis(500);
 /// Longest backoff without a `Retry-After`.
@@ -74,6 +77,8 @@ struct Adaptive {
     next_slot: Instant,
     last_change: Instant,
     refused_at: f64,
+    /// When the run resumed after the last 429.
+    since: Instant,
 }
 
 impl Pacer {
@@ -156,7 +161,8 @@ impl Pacer {
     fn adaptive_slot(&self, s: &mut State, now: Instant) -> Option<Instant> {
         let a = s.adaptive.as_mut()?;
         while now.duration_since(a.last_change) >= PROBE_PERIOD {
-            let step = if a.rate < 0.8 * a.refused_at {
+            let quiet = a.last_change.duration_since(a.since) >= QUIET_PERIOD;
+            let step = if quiet || a.rate < 0.8 * a.refused_at {
                 FAST_PROBE
             } else {
                 SLOW_PROBE
@@ -218,6 +224,7 @@ impl Pacer {
                 next_slot: resume,
                 last_change: resume,
                 refused_at: current.min(accepted).max(rate),
+                since: resume,
             });
             tracing::info!(
                 pause_ms = pause.as_millis() as u64,
@@ -345,6 +352,29 @@ mod tests {
         pacer.throttled(Some(Duration::from_millis(10)));
         let rate = pacer.adaptive_rate().unwrap();
         assert!((rate - THROTTLE_FACTOR * 20.0).abs() < 1e-9, "{rate}");
+    }
+
+    /// Near the refused rate the pace probes slowly; after a quiet half-minute it takes
+    /// the refusal for a passing episode and climbs back fast.
+    #[tokio::test(start_paused = true)]
+    async fn the_pace_climbs_slowly_then_fast_once_the_server_has_been_quiet() {
+        let rate_after = |quiet: u64| async move {
+            let pacer = Pacer::new(None);
+            for _ in 0..100 {
+                pacer.acquire().await;
+                pacer.answered();
+            }
+            pacer.throttled(Some(Duration::from_millis(10)));
+            let start = pacer.adaptive_rate().unwrap();
+            tokio::time::advance(Duration::from_millis(10) + Duration::from_secs(quiet)).await;
+            pacer.acquire().await;
+            pacer.adaptive_rate().unwrap() / start
+        };
+        let slow = rate_after(20).await;
+        assert!((slow - SLOW_PROBE.powi(20)).abs() < 1e-6, "{slow}");
+        let fast = rate_after(40).await;
+        let expected = SLOW_PROBE.powi(30) * FAST_PROBE.powi(10);
+        assert!((fast - expected).abs() < 1e-6, "{fast} vs {expected}");
     }
 
     #[tokio::test]
