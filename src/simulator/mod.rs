@@ -384,6 +384,16 @@ pub async fn run_cli(
     ids_out: Option<PathBuf>,
 ) -> anyhow::Result<()> {
     let description = describe(&config);
+    // Handlers are in place before the URL is printed: a script that reads the URL
+    // and interrupts at once must not kill the process before it prints its stats.
+    #[cfg(unix)]
+    let (mut interrupt, mut terminate) = {
+        use tokio::signal::unix::{signal, SignalKind};
+        (
+            signal(SignalKind::interrupt()).context("cannot handle SIGINT")?,
+            signal(SignalKind::terminate()).context("cannot handle SIGTERM")?,
+        )
+    };
     let sim = start(config, listen).await?;
     if let Some(path) = &ids_out {
         // The IDs file must be complete before the URL appears: scripts wait for the
@@ -413,6 +423,12 @@ pub async fn run_cli(
         "ptt-audit simulate: serving {description} at {}; press Ctrl-C to stop",
         sim.base_url
     );
+    #[cfg(unix)]
+    tokio::select! {
+        _ = interrupt.recv() => {}
+        _ = terminate.recv() => {}
+    }
+    #[cfg(not(unix))]
     tokio::signal::ctrl_c()
         .await
         .context("cannot wait for Ctrl-C")?;
