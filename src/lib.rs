@@ -3,18 +3,26 @@
 //!
 //! The pipeline, one module a stage:
 //! [`input`] (IDs) → [`webex`] (fetch, paced and retried) → [`eval`] (pure policy
-//! evaluation) → [`report`] (streaming report formats), driven by [`audit`].
-//! [`policy`] loads the rules, [`simulator`] stands in for the Webex API.
+//! evaluation) → [`report`] (streaming report formats), driven by [`job`] with checked
+//! [`settings`]. [`policy`] loads the rules, [`simulator`] stands in for the Webex API.
+//!
+//! The library has no command-line code and prints nothing: the binary (`src/main.rs`
+//! and `src/cli/`) parses, resolves settings, draws progress, handles signals and
+//! maps [`exit::Exit`] to the process exit code. See `ARCHITECTURE.md`.
 
-pub mod app;
-pub mod audit;
+#![forbid(unsafe_code)]
+
 pub mod compare;
-pub mod config;
+#[cfg(feature = "simulator")]
 pub mod demo;
 pub mod eval;
+pub mod exit;
 pub mod input;
+pub mod job;
 pub mod model;
 pub mod policy;
 pub mod report;
+pub mod settings;
+#[cfg(feature = "simulator")]
 pub mod simulator;
 pub mod webex;

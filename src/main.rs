@@ -1,134 +1,48 @@
-//! The `ptt-audit` binary: parses the command line, sets up logging, and hands over to
-//! the library. Exit codes are the contract's (see `ptt_audit::audit::exit`).
+//! The `ptt-audit` binary: parses the command line, sets up logging, runs the command,
+//! and is the one place that prints an error and picks the exit code
+//! (`CONTRACT.md` §5; see [`ptt_audit::exit::Exit`]).
 
-use std::path::PathBuf;
+#![forbid(unsafe_code)]
+
+mod cli;
+
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
-use ptt_audit::app::Tone;
-use ptt_audit::audit::{exit, RunOptions};
-use ptt_audit::config::{AuditArgs, DEFAULT_POLICIES};
+use clap::Parser;
+use ptt_audit::exit::{Exit, UsageError};
 
-/// Audits the Push-to-Talk settings of Webex Calling virtual lines against your
-/// policies, and writes JSON and CSV reports.
-///
-/// Start with `ptt-audit demo` (no token needed), then `ptt-audit check-policies`, then
-/// `ptt-audit audit --lines ids.txt --token-file token.txt`.
-#[derive(Debug, Parser)]
-#[command(name = "ptt-audit", version, about, long_about)]
-struct Cli {
-    /// More log detail on stderr (-v debug, -vv trace).
-    #[arg(short, long, action = clap::ArgAction::Count, global = true, help_heading = "Logging")]
-    verbose: u8,
-    /// Only warnings and errors on stderr, no progress line (for cron).
-    #[arg(
-        short,
-        long,
-        global = true,
-        conflicts_with = "verbose",
-        help_heading = "Logging"
-    )]
-    quiet: bool,
-    /// Log format on stderr: `text` for people, `json` for log shippers.
-    #[arg(
-        long,
-        value_enum,
-        default_value = "text",
-        global = true,
-        help_heading = "Logging"
-    )]
-    log_format: LogFormat,
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum LogFormat {
-    Text,
-    Json,
-}
-
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// Audit virtual lines: read their PTT settings, evaluate the policies, write reports.
-    ///
-    /// Exit codes: 0 all lines read and no failure at or above --fail-on; 1 some failure
-    /// at or above --fail-on; 2 bad invocation, configuration, policy or token; 3 the
-    /// audit is incomplete (some line is error, invalid or not_audited).
-    Audit(AuditArgs),
-    /// Validate policy files and list their rules and waivers (exit 0 valid, 2 invalid).
-    CheckPolicies {
-        /// A policy `.toml` file or a folder of them.
-        #[arg(default_value = DEFAULT_POLICIES)]
-        path: PathBuf,
-    },
-    /// Run the whole job against a built-in simulated Webex API on 127.0.0.1 (no token
-    /// needed); reports go to `reports/`.
-    Demo(ptt_audit::demo::DemoArgs),
-    /// Serve the simulated Webex API until Ctrl-C (prints its base URL first).
-    Simulate(ptt_audit::simulator::SimulateArgs),
-}
+use cli::ui::Tone;
+use cli::{Cli, LogFormat, Ui};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli);
-    let code = match cli.command {
-        Command::CheckPolicies { path } => ptt_audit::app::check_policies(&path),
-        Command::Audit(args) => {
-            let options = RunOptions {
-                progress: !cli.quiet,
-            };
-            run_async(Threads::One, ptt_audit::app::audit(args, options))
-        }
-        Command::Demo(args) => {
-            let options = RunOptions {
-                progress: !cli.quiet,
-            };
-            run_async(Threads::One, ptt_audit::demo::run(args, options))
-        }
-        Command::Simulate(args) => {
-            let (config, listen, ids_out) = args.into_config();
-            run_async(Threads::PerCore, async move {
-                ptt_audit::simulator::run_cli(config, listen, ids_out).await?;
-                Ok(exit::OK)
-            })
+    let ui = Ui::new(cli.log_format, cli.quiet);
+    let exit = match cli.run(&ui) {
+        Ok(exit) => exit,
+        Err(e) => {
+            report_error(&ui, &e);
+            Exit::Usage
         }
     };
-    ExitCode::from(u8::try_from(code).unwrap_or(exit::USAGE as u8))
+    ExitCode::from(exit.code())
 }
 
-/// How many threads a command's async runtime runs on.
-#[derive(Debug, Clone, Copy)]
-enum Threads {
-    /// Everything on the calling thread. For `audit` (and `demo`): its work per line is
-    /// small and its pace is set by the rate limit, so one thread does it all, and
-    /// avoiding hand-offs between threads halves its CPU time per line and its memory
-    /// (results are made, written and freed on the same thread: no allocator
-    /// contention, no per-thread heaps). See `benches/e2e.rs`.
-    One,
-    /// One worker per core: for `simulate`, a server answering many clients.
-    PerCore,
-}
-
-fn run_async(threads: Threads, fut: impl std::future::Future<Output = anyhow::Result<i32>>) -> i32 {
-    let mut builder = match threads {
-        Threads::One => tokio::runtime::Builder::new_current_thread(),
-        Threads::PerCore => tokio::runtime::Builder::new_multi_thread(),
-    };
-    let runtime = match builder.enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            ptt_audit::app::tell(Tone::Error, &format!("cannot start the async runtime: {e}"));
-            return exit::USAGE;
+/// Prints a command's error. Policy problems come one per line (one log event each
+/// in JSON logs) so that every file, line and rule is named.
+fn report_error(ui: &Ui, e: &anyhow::Error) {
+    if let Some(UsageError::Policies(errors)) = e.downcast_ref::<UsageError>() {
+        if ui.json {
+            for d in &errors.diagnostics {
+                ui.tell(Tone::Error, &d.to_string());
+            }
+        } else {
+            let _ =
+                std::io::Write::write_all(&mut std::io::stderr(), format!("{errors}\n").as_bytes());
         }
-    };
-    match runtime.block_on(fut) {
-        Ok(code) => code,
-        Err(e) => {
-            ptt_audit::app::tell(Tone::Error, &error_chain(&e));
-            exit::USAGE
-        }
+        return;
     }
+    ui.tell(Tone::Error, &error_chain(e));
 }
 
 /// `context: cause: cause`, leaving out a cause whose text the line already holds
@@ -172,7 +86,6 @@ fn init_logging(cli: &Cli) {
             }
             stderr
         });
-    ptt_audit::app::set_json_logs(matches!(cli.log_format, LogFormat::Json));
     match cli.log_format {
         LogFormat::Text => builder.with_target(false).init(),
         LogFormat::Json => builder.json().with_current_span(false).init(),

@@ -726,55 +726,6 @@ async fn shutdown_stops_serving() {
     assert!(err.is_err());
 }
 
-#[test]
-fn simulate_args_map_onto_the_config() {
-    use clap::Parser;
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        args: simulator::SimulateArgs,
-    }
-    let cli = Cli::try_parse_from([
-        "simulate",
-        "--lines",
-        "7",
-        "--seed",
-        "9",
-        "--rate-limit",
-        "2.5",
-        "--faults",
-        "5xx=0.1,404=0.2",
-        "--token",
-        "fake",
-        "--org-id",
-        "ORG",
-        "--ids-out",
-        "ids.txt",
-    ])
-    .unwrap();
-    let (config, listen, ids_out) = cli.args.into_config();
-    assert_eq!((config.lines, config.seed), (7, 9));
-    assert_eq!(config.rate_limit, Some(2.5));
-    assert_eq!(config.faults.not_found, 0.2);
-    assert_eq!(config.token.as_deref(), Some("fake"));
-    assert_eq!(config.org_id.as_deref(), Some("ORG"));
-    assert_eq!(listen, local());
-    assert_eq!(ids_out, Some("ids.txt".into()));
-    let defaults = Cli::try_parse_from(["simulate"])
-        .unwrap()
-        .args
-        .into_config()
-        .0;
-    assert_eq!((defaults.lines, defaults.seed), (200, 1));
-    assert_eq!(defaults.faults, Faults::NONE);
-    assert!(Cli::try_parse_from(["simulate", "--faults", "oops=1"]).is_err());
-    assert!(Cli::try_parse_from(["simulate", "--rate-limit", "0"]).is_err());
-    assert!(
-        Cli::try_parse_from(["simulate", "--burst", "3"]).is_err(),
-        "burst needs a rate"
-    );
-}
-
 #[tokio::test]
 async fn arrivals_are_recorded_only_when_asked_for() {
     let sim = start(SimConfig {

@@ -16,13 +16,10 @@ mod faults;
 mod server;
 mod stats;
 
-use std::io::Write;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -273,167 +270,23 @@ impl Drop for RunningSimulator {
     }
 }
 
-/// `ptt-audit simulate`: a simulated Webex API on your machine, for trying ptt-audit
-/// without a Webex account.
-#[derive(Debug, Clone, clap::Args)]
-pub struct SimulateArgs {
-    /// How many synthetic virtual lines to serve.
-    #[arg(long, value_name = "N", default_value_t = 200)]
-    pub lines: usize,
-
-    /// Seed for the synthetic data and the injected faults; the same seed gives the
-    /// same lines, IDs and faults.
-    #[arg(long, value_name = "N", default_value_t = 1)]
-    pub seed: u64,
-
-    /// Address to listen on; port 0 picks a free port. The base URL is printed as the
-    /// first line of output.
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
-    pub listen: SocketAddr,
-
-    /// Write the IDs of the simulated lines to FILE, one per line (ready for
-    /// `ptt-audit audit --lines FILE`). Written before the base URL is printed.
-    #[arg(long, value_name = "FILE")]
-    pub ids_out: Option<PathBuf>,
-
-    /// Answer 429 with Retry-After when more than RPS requests a second arrive
-    /// (token bucket over all requests). Default: no limit.
-    #[arg(long, value_name = "RPS", value_parser = parse_positive_rate)]
-    pub rate_limit: Option<f64>,
-
-    /// How many requests may arrive at once before the rate limit applies
-    /// [default: the rate, at least 1].
-    #[arg(long, value_name = "N", requires = "rate_limit", value_parser = clap::value_parser!(u32).range(1..))]
-    pub burst: Option<u32>,
-
-    /// Inject faults: comma-separated KIND=PROBABILITY with KIND one of 5xx, timeout,
-    /// reset, malformed (per request, transient: retries succeed) and 404 (per line,
-    /// permanent). Example: 5xx=0.02,timeout=0.01,reset=0.005,malformed=0.005,404=0.01
-    #[arg(long, value_name = "SPEC", default_value = "none")]
-    pub faults: Faults,
-
-    /// How long a `timeout` fault stalls before answering (e.g. 60s, 2m).
-    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
-    pub slow_delay: Duration,
-
-    /// Require this bearer token (default: accept any non-empty one). It is a made-up
-    /// token for the simulator only, which is why it may be given as a flag; never
-    /// pass a real Webex token here.
-    #[arg(long, value_name = "TOKEN")]
-    pub token: Option<String>,
-
-    /// Act as organisation ORG: requests with another orgId get 403, requests
-    /// without one are accepted.
-    #[arg(long, value_name = "ORG")]
-    pub org_id: Option<String>,
-}
-
-fn parse_positive_rate(s: &str) -> Result<f64, String> {
-    match s.trim().parse::<f64>() {
-        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
-        _ => Err(format!(
-            "`{s}` is not a positive number of requests per second"
-        )),
+impl SimConfig {
+    /// One line saying what a configuration simulates (no token value in it).
+    pub fn describe(&self) -> String {
+        let config = self;
+        let mut s = format!("{} virtual lines (seed {})", config.lines, config.seed);
+        s.push_str(match config.token {
+            Some(_) => ", a fixed bearer token required",
+            None => ", any bearer token accepted",
+        });
+        if let Some(org) = &config.org_id {
+            s.push_str(&format!(", org {org}"));
+        }
+        match config.rate_limit {
+            Some(rate) => s.push_str(&format!(", rate limit {rate}/s")),
+            None => s.push_str(", no rate limit"),
+        }
+        s.push_str(&format!(", faults: {}", config.faults));
+        s
     }
-}
-
-impl SimulateArgs {
-    /// Splits the flags into the simulator's configuration, the listen address and
-    /// the IDs file.
-    pub fn into_config(self) -> (SimConfig, SocketAddr, Option<PathBuf>) {
-        let config = SimConfig {
-            lines: self.lines,
-            seed: self.seed,
-            token: self.token,
-            org_id: self.org_id,
-            rate_limit: self.rate_limit,
-            burst: self.burst,
-            faults: self.faults,
-            throttle_windows: Vec::new(),
-            slow_delay: self.slow_delay,
-            record_arrivals: false,
-        };
-        (config, self.listen, self.ids_out)
-    }
-}
-
-/// One line saying what a configuration simulates (no token value in it).
-fn describe(config: &SimConfig) -> String {
-    let mut s = format!("{} virtual lines (seed {})", config.lines, config.seed);
-    s.push_str(match config.token {
-        Some(_) => ", a fixed bearer token required",
-        None => ", any bearer token accepted",
-    });
-    if let Some(org) = &config.org_id {
-        s.push_str(&format!(", org {org}"));
-    }
-    match config.rate_limit {
-        Some(rate) => s.push_str(&format!(", rate limit {rate}/s")),
-        None => s.push_str(", no rate limit"),
-    }
-    s.push_str(&format!(", faults: {}", config.faults));
-    s
-}
-
-/// `ptt-audit simulate`: starts the simulator, writes the IDs file (if asked), prints
-/// the base URL as the first line of stdout, serves until Ctrl-C, then prints what
-/// it answered.
-pub async fn run_cli(
-    config: SimConfig,
-    listen: SocketAddr,
-    ids_out: Option<PathBuf>,
-) -> anyhow::Result<()> {
-    let description = describe(&config);
-    // Handlers are in place before the URL is printed: a script that reads the URL
-    // and interrupts at once must not kill the process before it prints its stats.
-    #[cfg(unix)]
-    let (mut interrupt, mut terminate) = {
-        use tokio::signal::unix::{signal, SignalKind};
-        (
-            signal(SignalKind::interrupt()).context("cannot handle SIGINT")?,
-            signal(SignalKind::terminate()).context("cannot handle SIGTERM")?,
-        )
-    };
-    let sim = start(config, listen).await?;
-    if let Some(path) = &ids_out {
-        // The IDs file must be complete before the URL appears: scripts wait for the
-        // URL and then read the file. A temporary file and a rename guarantee that.
-        let mut text = sim.ids.join("\n");
-        text.push('\n');
-        let tmp = path.with_extension("tmp");
-        tokio::fs::write(&tmp, text)
-            .await
-            .with_context(|| format!("cannot write {}", tmp.display()))?;
-        tokio::fs::rename(&tmp, path)
-            .await
-            .with_context(|| format!("cannot write {}", path.display()))?;
-    }
-    {
-        let mut out = std::io::stdout().lock();
-        writeln!(out, "{}", sim.base_url)?;
-        out.flush()?;
-    }
-    if !sim.addr.ip().is_loopback() {
-        eprintln!(
-            "warning: listening on {}, reachable from other machines",
-            sim.addr
-        );
-    }
-    eprintln!(
-        "ptt-audit simulate: serving {description} at {}; press Ctrl-C to stop",
-        sim.base_url
-    );
-    #[cfg(unix)]
-    tokio::select! {
-        _ = interrupt.recv() => {}
-        _ = terminate.recv() => {}
-    }
-    #[cfg(not(unix))]
-    tokio::signal::ctrl_c()
-        .await
-        .context("cannot wait for Ctrl-C")?;
-    let stats = sim.stats();
-    sim.shutdown().await;
-    println!("{stats}");
-    Ok(())
 }

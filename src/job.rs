@@ -1,49 +1,52 @@
-//! The batch job: IDs in, paced concurrent reads, pure evaluation, streaming reports.
+//! The batch job: lines in, paced concurrent reads, pure evaluation, streaming reports.
 //!
 //! Lines are read concurrently (at most `--concurrency` in flight) but reach the
 //! report writers in input order through a bounded reorder window, so memory stays
 //! flat however many lines there are: no line's body is held once it is written.
+//!
+//! The job prints nothing and handles no signal: its caller hands in the [`Stop`]
+//! signal (which an interrupt triggers) and a [`Progress`] it may draw from.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::Context as _;
 use chrono::{NaiveDate, Utc};
 use futures::StreamExt;
 use tokio::sync::Semaphore;
 
-use crate::config::AuditArgs;
 use crate::eval;
+use crate::exit::{Exit, UsageError};
 use crate::input::InputLine;
 use crate::model::{ErrorKind, LineError, LineReport, LineStatus};
 use crate::policy::PolicySet;
 use crate::report::{Reports, RunEnd, RunMeta, Summary};
-use crate::webex::{ClientConfig, Stop, StopReason, Token, WebexClient};
+use crate::settings::{AuditSettings, FailOn};
+use crate::webex::{ClientConfig, Stop, StopReason, WebexClient};
 
 /// How far ahead of the oldest unfinished line the run may start lines: bounds the
 /// results held for reordering, independently of `--concurrency`.
 pub const REORDER_WINDOW: usize = 1024;
 
-/// Exit codes of the contract.
-pub mod exit {
-    /// Every line read, no failure at or above `--fail-on`.
-    pub const OK: i32 = 0;
-    /// Some failure at or above `--fail-on`.
-    pub const FAILED: i32 = 1;
-    /// Bad invocation, configuration, policy or credentials.
-    pub const USAGE: i32 = 2;
-    /// Some line is `error`, `invalid` or `not_audited`.
-    pub const INCOMPLETE: i32 = 3;
+/// How far a run has got, for a progress display to read while it works.
+#[derive(Debug, Default)]
+pub struct Progress {
+    total: AtomicUsize,
+    done: AtomicUsize,
 }
 
-/// How the run presents itself while it works.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct RunOptions {
-    /// Show a progress line on stderr (only when stderr is a terminal).
-    pub progress: bool,
+impl Progress {
+    /// Lines finished (written to the reports) so far.
+    pub fn done(&self) -> usize {
+        self.done.load(Ordering::Relaxed)
+    }
+
+    /// Lines the run has to do.
+    pub fn total(&self) -> usize {
+        self.total.load(Ordering::Relaxed)
+    }
 }
 
 /// What a finished run produced.
@@ -54,68 +57,60 @@ pub struct Outcome {
     /// Report files written.
     pub paths: Vec<PathBuf>,
     /// The contract's exit code.
-    pub exit_code: i32,
+    pub exit: Exit,
     /// Why the run stopped early, if it did.
     pub stopped: Option<StopReason>,
-    /// Wall time of the run.
-    pub elapsed: Duration,
-    /// 429s received.
-    pub throttled: u64,
     /// Every line requested answered 404: most likely a wrong `--base-url` or org.
     pub all_not_found: bool,
 }
 
-/// Runs one audit. Configuration problems are errors (exit 2); everything that
+/// Runs one audit. Problems with the settings are errors (exit 2); everything that
 /// happens to individual lines ends up in the reports.
 pub async fn run(
-    args: &AuditArgs,
-    token: &Token,
+    settings: &AuditSettings,
     policies: Arc<PolicySet>,
     lines: Vec<InputLine>,
-    options: RunOptions,
+    stop: &Stop,
+    progress: &Progress,
 ) -> anyhow::Result<Outcome> {
-    let base_url = crate::webex::parse_base_url(&args.base_url)?;
+    let (api, out) = (&settings.api, &settings.report);
     let client_config = ClientConfig {
-        base_url: base_url.clone(),
-        org_id: args.org_id.clone(),
-        timeout: args.timeout,
-        max_retries: args.max_retries,
-        rate: (args.rate > 0.0).then_some(args.rate),
+        base_url: api.base_url.clone(),
+        org_id: api.org_id.clone(),
+        timeout: api.timeout,
+        max_retries: api.max_retries,
+        rate: api.rate.per_second(),
     };
-    let stop = Stop::default();
-    let client = WebexClient::new(&client_config, token, stop.clone())?;
+    let client =
+        WebexClient::new(&client_config, &api.token, stop.clone()).map_err(UsageError::from)?;
     let started_at = Utc::now();
     let clock = Instant::now();
     let today = started_at.date_naive();
     let meta = RunMeta {
         run_id: uuid::Uuid::new_v4().to_string(),
         started_at,
-        org_id: args.org_id.clone(),
-        base_url: base_url.to_string(),
+        org_id: api.org_id.clone(),
+        base_url: api.base_url.to_string(),
         tool_version: env!("CARGO_PKG_VERSION").to_string(),
     };
-    let previous = match &args.previous {
-        Some(path) => Some(crate::compare::Previous::load(path)?),
+    let previous = match &out.previous {
+        Some(path) => Some(crate::compare::Previous::load(path).map_err(UsageError::from)?),
         None => None,
     };
-    let mut reports = Reports::create(&args.out, &args.format.0, meta, policies.clone())
-        .with_context(|| format!("cannot create reports in {}", args.out.display()))?;
+    let mut reports = Reports::create(&out.out, &out.formats, meta, policies.clone())
+        .with_context(|| format!("cannot create reports in {}", out.out.display()))?;
     let total = lines.len();
+    progress.total.store(total, Ordering::Relaxed);
     tracing::info!(
         lines = total,
         rules = policies.rules.len(),
-        rate = args.rate,
-        concurrency = args.concurrency,
+        rate = ?api.rate,
+        concurrency = api.concurrency,
         "audit started"
     );
 
-    let signals = tokio::spawn(watch_signals(stop.clone()));
-    let done = Arc::new(AtomicUsize::new(0));
-    let ticker = (options.progress && std::io::stderr().is_terminal())
-        .then(|| tokio::spawn(show_progress(done.clone(), total)));
-
-    let permits = Arc::new(Semaphore::new(args.concurrency));
-    let window = REORDER_WINDOW.max(args.concurrency * 4);
+    let permits = Arc::new(Semaphore::new(api.concurrency));
+    let window = REORDER_WINDOW.max(api.concurrency * 4);
     let mut results = futures::stream::iter(lines.into_iter().enumerate())
         .map(|(index, line)| {
             let (id, name) = (line.id.clone(), line.name.clone());
@@ -163,58 +158,48 @@ pub async fn run(
         reports
             .write_line(&report)
             .context("cannot write the reports")?;
-        done.fetch_add(1, Ordering::Relaxed);
-    }
-    if let Some(t) = ticker {
-        t.abort();
-        eprint!("\r\x1b[2K");
+        progress.done.fetch_add(1, Ordering::Relaxed);
     }
 
     let stopped = stop.reason();
-    let exit_code = exit_code(reports.summary(), args, stopped);
+    let exit = exit_code(reports.summary(), out.fail_on, stopped);
     let end = RunEnd {
         finished_at: Utc::now(),
         // A run stopped by a 401 is incomplete even when the refused line was its last.
         complete: stopped.is_none() && reports.summary().lines.not_audited == 0,
-        exit_code,
+        exit_code: i32::from(exit.code()),
     };
     let (summary, paths) = reports.finish(end).context("cannot finish the reports")?;
-    // Only now: until the reports are on disk a second interrupt must still exit.
-    signals.abort();
-    let throttled = client.pacer().throttles();
     tracing::info!(
-        exit_code,
+        exit_code = exit.code(),
         seconds = clock.elapsed().as_secs_f64(),
-        throttled,
+        throttled = client.pacer().throttles(),
         "audit finished"
     );
     Ok(Outcome {
         summary,
         paths,
-        exit_code,
+        exit,
         stopped,
-        elapsed: clock.elapsed(),
-        throttled,
         all_not_found: read == 0 && not_found > 1 && not_found == requested,
     })
 }
 
 /// The contract's exit code for a finished run.
-pub fn exit_code(summary: &Summary, args: &AuditArgs, stopped: Option<StopReason>) -> i32 {
+pub fn exit_code(summary: &Summary, fail_on: FailOn, stopped: Option<StopReason>) -> Exit {
     if stopped == Some(StopReason::Unauthorized) {
-        return exit::USAGE;
+        return Exit::Usage;
     }
     if summary.is_incomplete() {
-        return exit::INCOMPLETE;
+        return Exit::Incomplete;
     }
-    let failed = args
-        .fail_on
+    let failed = fail_on
         .threshold()
         .is_some_and(|min| summary.fails_at_or_above(min) > 0);
     if failed {
-        exit::FAILED
+        Exit::Failed
     } else {
-        exit::OK
+        Exit::Ok
     }
 }
 
@@ -280,46 +265,15 @@ async fn audit_line(
     }
 }
 
-async fn watch_signals(stop: Stop) {
-    // Once tokio handles a signal the default action (exit) is gone for good: the
-    // second signal restores it by hand, for a user whose first Ctrl-C seems to hang.
-    for interrupt in 0.. {
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{signal, SignalKind};
-            let Ok(mut term) = signal(SignalKind::terminate()) else {
-                return;
-            };
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-        }
-        #[cfg(not(unix))]
-        let _ = tokio::signal::ctrl_c().await;
-        if interrupt > 0 {
-            tracing::error!("interrupted twice: exiting without finishing the reports");
-            std::process::exit(130);
-        }
-        tracing::warn!(
-            "interrupted: finishing the reports; unread lines become not_audited \
-             (interrupt again to exit at once)"
-        );
-        stop.trigger(StopReason::Interrupted);
-    }
-}
-
-async fn show_progress(done: Arc<AtomicUsize>, total: usize) {
-    let start = Instant::now();
-    let mut tick = tokio::time::interval(Duration::from_millis(500));
-    loop {
-        tick.tick().await;
-        let n = done.load(Ordering::Relaxed);
-        let secs = start.elapsed().as_secs_f64().max(0.001);
-        eprint!(
-            "\r\x1b[2K  {n}/{total} lines  {:.0}/s  {:.0}s",
-            n as f64 / secs,
-            secs
-        );
+/// Loads the policies to audit with: valid, and with at least one enabled rule, since
+/// an audit against nothing would report every line compliant.
+pub fn load_policies(path: &std::path::Path) -> Result<PolicySet, UsageError> {
+    let set = crate::policy::load(path)?;
+    if set.rules.iter().any(|r| r.enabled) {
+        Ok(set)
+    } else {
+        Err(UsageError::NoEnabledRule {
+            path: path.to_path_buf(),
+        })
     }
 }

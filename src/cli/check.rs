@@ -1,0 +1,83 @@
+//! `ptt-audit check-policies`: loads, validates and lists the policies.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use ptt_audit::exit::Exit;
+use ptt_audit::settings::DEFAULT_POLICIES;
+
+use super::ui::{Tone, Ui};
+
+/// What `ptt-audit check-policies` takes.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CheckArgs {
+    /// A policy `.toml` file or a folder of them.
+    #[arg(default_value = DEFAULT_POLICIES)]
+    pub path: PathBuf,
+}
+
+/// Validates and lists; invalid policies are an error (exit 2).
+pub fn run(args: CheckArgs, ui: &Ui) -> anyhow::Result<Exit> {
+    let path = &args.path;
+    let set = match ptt_audit::policy::load(path) {
+        Ok(set) => set,
+        Err(errors) => {
+            if !path.exists() {
+                ui.tell(
+                    Tone::Info,
+                    "hint: --policies defaults to `policies` in the current directory; in \
+                     cron, pass --policies /path/to/policies",
+                );
+            }
+            return Err(ptt_audit::exit::UsageError::from(errors).into());
+        }
+    };
+    let mut text = String::new();
+    for source in &set.sources {
+        let _ = writeln!(
+            text,
+            "loaded {} (sha256 {})",
+            source.path,
+            &source.sha256[..12]
+        );
+    }
+    let _ = writeln!(text, "\n{} rule(s):", set.rules.len());
+    let width = set.rules.iter().map(|r| r.id.len()).max().unwrap_or(0);
+    for r in &set.rules {
+        let _ = writeln!(
+            text,
+            "  {:width$}  {:8}  {}{}",
+            r.id,
+            r.severity.as_str(),
+            r.title,
+            if r.enabled { "" } else { "  (disabled)" },
+        );
+    }
+    if !set.vars.is_empty() {
+        text.push_str("\nvars:\n");
+        for (name, value) in &set.vars {
+            let _ = writeln!(text, "  {name} = {value}");
+        }
+    }
+    let today = chrono::Utc::now().date_naive();
+    let _ = writeln!(text, "\n{} waiver(s):", set.waivers.len());
+    for w in &set.waivers {
+        let state = if w.expires < today {
+            "EXPIRED"
+        } else {
+            "active"
+        };
+        let _ = writeln!(
+            text,
+            "  {} on {}  until {} ({state})  {}",
+            w.rule, w.line, w.expires, w.reason
+        );
+    }
+    text.push_str("\npolicies are valid\n");
+    ui.print(&text);
+    if !set.rules.iter().any(|r| r.enabled) {
+        let problem = ptt_audit::exit::UsageError::NoEnabledRule { path: path.clone() };
+        ui.tell(Tone::Warn, &format!("warning: {problem}"));
+    }
+    Ok(Exit::Ok)
+}
