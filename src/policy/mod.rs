@@ -34,6 +34,7 @@ mod error;
 pub(crate) mod expr;
 mod load;
 pub(crate) mod raw;
+mod suggest;
 
 pub use error::{Diagnostic, PolicyErrors};
 pub use load::{load, load_str};
@@ -66,11 +67,6 @@ impl PolicySet {
     /// index [`Finding::rule`](crate::model::Finding::rule) refers to), in rule order.
     pub fn enabled_rules(&self) -> impl Iterator<Item = (usize, &Rule)> + '_ {
         self.rules.iter().enumerate().filter(|(_, r)| r.enabled)
-    }
-
-    /// The rule with this ID, if any.
-    pub fn rule(&self, id: &str) -> Option<&Rule> {
-        self.rules.iter().find(|r| r.id == id)
     }
 }
 
@@ -111,16 +107,6 @@ pub struct Rule {
 }
 
 impl Rule {
-    /// The `when` expression as written, if the rule has one.
-    pub fn when_source(&self) -> Option<&str> {
-        self.when.as_ref().map(|e| e.source.as_str())
-    }
-
-    /// The `require` expression as written.
-    pub fn require_source(&self) -> &str {
-        &self.require.source
-    }
-
     /// The fixed failure `message`, if any.
     pub fn message(&self) -> Option<&str> {
         self.message.as_deref()
