@@ -30,7 +30,7 @@
 //! fields; on a line without it the rule is `error`, never `pass`), and any other
 //! runtime error, which may depend on the data (`members[0]` on an empty list).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use chrono::NaiveDate;
@@ -39,11 +39,12 @@ use sha2::{Digest, Sha256};
 use super::error::{Diagnostic, PolicyErrors};
 use super::expr::{self, CelEnv, Expr, ExprKey};
 use super::raw::{self, Pos, RawEntry, RawTable, RawValue};
+use super::suggest::closest;
 use super::{PolicySet, PolicySource, Rule, Waiver};
 use crate::model::Severity;
 
 const TOP_KEYS: &[&str] = &["vars", "rule", "waiver"];
-const RULE_KEYS: &[&str] = &[
+pub(super) const RULE_KEYS: &[&str] = &[
     "id",
     "title",
     "severity",
@@ -60,7 +61,7 @@ const RULE_REQUIRED: &[&str] = &["id", "title", "severity", "require"];
 const WAIVER_KEYS: &[&str] = &["rule", "line", "reason", "expires"];
 
 /// Names CEL sees at the top level whatever the API returns.
-const TOP_NAMES: &[&str] = &[
+pub(super) const TOP_NAMES: &[&str] = &[
     "allowAutoAnswer",
     "connectionType",
     "accessType",
@@ -69,7 +70,7 @@ const TOP_NAMES: &[&str] = &[
     "vars",
 ];
 /// Fields of a member and of a member's number, as documented.
-const NESTED_NAMES: &[&str] = &[
+pub(super) const NESTED_NAMES: &[&str] = &[
     "id",
     "lastName",
     "firstName",
@@ -1159,78 +1160,9 @@ fn static_selects(
     }
 }
 
-/// The candidate `name` most likely misspells, if any is close enough: the same when
-/// case, `_` and `-` are ignored, or within an edit or two (one for short names).
-pub(crate) fn closest<'a>(
-    name: &str,
-    candidates: impl Iterator<Item = &'a str>,
-) -> Option<&'a str> {
-    let norm = |s: &str| {
-        s.chars()
-            .filter(|c| !matches!(c, '_' | '-'))
-            .flat_map(char::to_lowercase)
-            .collect::<String>()
-    };
-    let n = norm(name);
-    let limit = if name.chars().count() <= 4 { 1 } else { 2 };
-    let mut best: BTreeMap<usize, &'a str> = BTreeMap::new();
-    for c in candidates {
-        if c == name {
-            continue;
-        }
-        let d = if norm(c) == n { 0 } else { distance(name, c) };
-        if d <= limit {
-            best.entry(d).or_insert(c);
-        }
-    }
-    best.into_values().next()
-}
-
-/// Optimal-string-alignment distance: insertions, deletions, substitutions and swaps of
-/// neighbours each cost one.
-fn distance(a: &str, b: &str) -> usize {
-    let a: Vec<char> = a.chars().collect();
-    let b: Vec<char> = b.chars().collect();
-    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
-    for (i, row) in d.iter_mut().enumerate() {
-        row[0] = i;
-    }
-    for (j, cell) in d[0].iter_mut().enumerate() {
-        *cell = j;
-    }
-    for i in 1..=a.len() {
-        for j in 1..=b.len() {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut v = (d[i - 1][j] + 1)
-                .min(d[i][j - 1] + 1)
-                .min(d[i - 1][j - 1] + cost);
-            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                v = v.min(d[i - 2][j - 2] + 1);
-            }
-            d[i][j] = v;
-        }
-    }
-    d[a.len()][b.len()]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn closest_finds_typos_and_case_slips_only() {
-        assert_eq!(
-            closest("sevrity", RULE_KEYS.iter().copied()),
-            Some("severity")
-        );
-        assert_eq!(closest("tpye", NESTED_NAMES.iter().copied()), Some("type"));
-        assert_eq!(
-            closest("connection_type", TOP_NAMES.iter().copied()),
-            Some("connectionType")
-        );
-        assert_eq!(closest("pttRecording", TOP_NAMES.iter().copied()), None);
-        assert_eq!(closest("severity", RULE_KEYS.iter().copied()), None);
-    }
 
     #[test]
     fn static_check_sees_vars_and_line_but_not_has_or_shadowed_names() {
