@@ -40,7 +40,7 @@ use super::error::{Diagnostic, PolicyErrors};
 use super::expr::{self, CelEnv, Expr, ExprKey};
 use super::raw::{self, Pos, RawEntry, RawTable, RawValue};
 use super::suggest::closest;
-use super::{PolicySet, PolicySource, Rule, Waiver};
+use super::{check, PolicySet, PolicySource, Rule, Waiver};
 use crate::model::Severity;
 
 const TOP_KEYS: &[&str] = &["vars", "rule", "waiver"];
@@ -896,8 +896,8 @@ pub(crate) fn samples() -> Vec<(&'static str, serde_json::Value)> {
     ]
 }
 
-/// Why `e` cannot work on real data, if it cannot: a `vars.x` or `line.x` that does not
-/// exist, or a sample run that names something unknown or returns the wrong type.
+/// Why `e` cannot work on real data, if it cannot: a static problem (see [`check`]),
+/// or a sample run that names something unknown or returns the wrong type.
 fn check_expr(
     env: &CelEnv,
     e: &Expr,
@@ -905,54 +905,11 @@ fn check_expr(
     vars: &serde_json::Map<String, serde_json::Value>,
     samples: &[(&'static str, serde_json::Value)],
 ) -> Option<String> {
+    if let Some(problem) = check::problem(env, e, which, vars) {
+        return Some(problem);
+    }
+
     let key = which.as_str();
-    let mut bad = Vec::new();
-    let mut tested = Vec::new();
-    static_selects(
-        e.program.expression(),
-        &mut Vec::new(),
-        &mut bad,
-        &mut tested,
-    );
-    // `has(vars.x) ? vars.x : default` is how an optional var is read.
-    bad.retain(|sel| !tested.contains(sel));
-    for (root, field) in bad {
-        if root == "line" {
-            return Some(format!(
-                "`{key}` uses `line.{field}`, but `line` has only `id`"
-            ));
-        }
-        if !vars.contains_key(&field) {
-            let defined = if vars.is_empty() {
-                "no var is defined".to_string()
-            } else {
-                let mut names: Vec<&str> = vars.keys().map(String::as_str).collect();
-                names.sort_unstable();
-                format!("defined: {}", names.join(", "))
-            };
-            let hint = match closest(&field, vars.keys().map(String::as_str)) {
-                Some(s) => format!("did you mean `vars.{s}`? "),
-                None => String::new(),
-            };
-            return Some(format!(
-                "`{key}` uses `vars.{field}`, which no [vars] table defines ({hint}{defined})"
-            ));
-        }
-    }
-
-    let mut calls = Vec::new();
-    called_functions(e.program.expression(), &mut calls);
-    for (target, name) in calls {
-        if !function_exists(env, target.as_deref(), &name) {
-            let note = if name == "matches" {
-                " (regular expressions are not available; use contains, startsWith or endsWith)"
-            } else {
-                ""
-            };
-            return Some(format!("`{key}` calls unknown function `{name}`{note}"));
-        }
-    }
-
     for (what, sample) in samples {
         let Some(settings) = sample.as_object() else {
             continue;
@@ -1004,203 +961,4 @@ fn check_expr(
         }
     }
     None
-}
-
-/// Every named function the expression calls (operators left out), with the qualified
-/// name its target spells when it is a plain name (`strings` in `strings.quote(x)`).
-fn called_functions(e: &cel::common::ast::IdedExpr, out: &mut Vec<(Option<String>, String)>) {
-    use cel::common::ast::{EntryExpr, Expr as A};
-    match &e.expr {
-        A::Call(c) => {
-            if c.func_name.starts_with(|ch: char| ch.is_ascii_alphabetic()) {
-                let target = c.target.as_ref().and_then(|t| match &t.expr {
-                    A::Ident(name) => Some(name.clone()),
-                    _ => None,
-                });
-                let call = (target, c.func_name.clone());
-                if !out.contains(&call) {
-                    out.push(call);
-                }
-            }
-            if let Some(t) = &c.target {
-                called_functions(t, out);
-            }
-            for a in &c.args {
-                called_functions(a, out);
-            }
-        }
-        A::Select(s) => called_functions(&s.operand, out),
-        A::Comprehension(c) => {
-            for x in [
-                &c.iter_range,
-                &c.accu_init,
-                &c.loop_cond,
-                &c.loop_step,
-                &c.result,
-            ] {
-                called_functions(x, out);
-            }
-        }
-        A::List(l) => l.elements.iter().for_each(|x| called_functions(x, out)),
-        A::Map(m) => {
-            for entry in &m.entries {
-                if let EntryExpr::MapEntry(me) = &entry.expr {
-                    called_functions(&me.key, out);
-                    called_functions(&me.value, out);
-                }
-            }
-        }
-        A::Struct(s) => {
-            for entry in &s.entries {
-                if let EntryExpr::StructField(f) = &entry.expr {
-                    called_functions(&f.value, out);
-                }
-            }
-        }
-        A::Ident(_) | A::Literal(_) | A::Unspecified => {}
-    }
-}
-
-/// Whether the environment knows `name`, as a global, member or (with `target`)
-/// qualified function. Probed by calling it with no argument: a known function
-/// answers "no matching overload" (or a value) rather than "undeclared reference".
-/// Functions are pure, so the probe has no effect.
-fn function_exists(env: &CelEnv, target: Option<&str>, name: &str) -> bool {
-    let mut probes = vec![format!("null.{name}()")];
-    match target {
-        Some(t) => probes.push(format!("{t}.{name}()")),
-        None => probes.push(format!("{name}()")),
-    }
-    probes.iter().any(|src| {
-        let Ok(program) = env.0.compile(src) else {
-            // Cannot tell: give the expression the benefit of the doubt.
-            return true;
-        };
-        // In `t.f()` with `t` unbound, an undeclared `t` means `t.f` names no function.
-        !matches!(
-            program.execute(&env.context()),
-            Err(cel::ExecutionError::UndeclaredReference(_))
-        )
-    })
-}
-
-/// A `vars.x` or `line.x` selection: the root and the field.
-type Selection = (&'static str, String);
-
-/// Collects `vars.x` and `line.x` selections whose root name is not shadowed by a
-/// comprehension variable: into `out` when read, into `tested` when inside `has()`.
-fn static_selects(
-    e: &cel::common::ast::IdedExpr,
-    bound: &mut Vec<String>,
-    out: &mut Vec<Selection>,
-    tested: &mut Vec<Selection>,
-) {
-    use cel::common::ast::{EntryExpr, Expr as A};
-    match &e.expr {
-        A::Select(s) => {
-            if let A::Ident(root) = &s.operand.expr {
-                if !bound.iter().any(|b| b == root) {
-                    let sel = match root.as_str() {
-                        "vars" => Some(("vars", s.field.clone())),
-                        "line" if s.field != "id" => Some(("line", s.field.clone())),
-                        _ => None,
-                    };
-                    if let Some(sel) = sel {
-                        if s.test {
-                            tested.push(sel);
-                        } else {
-                            out.push(sel);
-                        }
-                    }
-                }
-            }
-            static_selects(&s.operand, bound, out, tested);
-        }
-        A::Call(c) => {
-            if let Some(t) = &c.target {
-                static_selects(t, bound, out, tested);
-            }
-            for a in &c.args {
-                static_selects(a, bound, out, tested);
-            }
-        }
-        A::Comprehension(c) => {
-            static_selects(&c.iter_range, bound, out, tested);
-            static_selects(&c.accu_init, bound, out, tested);
-            let depth = bound.len();
-            bound.push(c.iter_var.clone());
-            bound.extend(c.iter_var2.clone());
-            bound.push(c.accu_var.clone());
-            static_selects(&c.loop_cond, bound, out, tested);
-            static_selects(&c.loop_step, bound, out, tested);
-            static_selects(&c.result, bound, out, tested);
-            bound.truncate(depth);
-        }
-        A::List(l) => {
-            for x in &l.elements {
-                static_selects(x, bound, out, tested);
-            }
-        }
-        A::Map(m) => {
-            for entry in &m.entries {
-                if let EntryExpr::MapEntry(me) = &entry.expr {
-                    static_selects(&me.key, bound, out, tested);
-                    static_selects(&me.value, bound, out, tested);
-                }
-            }
-        }
-        A::Struct(s) => {
-            for entry in &s.entries {
-                if let EntryExpr::StructField(f) = &entry.expr {
-                    static_selects(&f.value, bound, out, tested);
-                }
-            }
-        }
-        A::Ident(_) | A::Literal(_) | A::Unspecified => {}
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn static_check_sees_vars_and_line_but_not_has_or_shadowed_names() {
-        let env = CelEnv::new();
-        let collect = |src: &str| {
-            let p = env.0.compile(src).expect("compiles");
-            let mut out = Vec::new();
-            let mut tested = Vec::new();
-            static_selects(p.expression(), &mut Vec::new(), &mut out, &mut tested);
-            (out, tested)
-        };
-        assert_eq!(
-            collect("vars.a + line.name + line.id").0,
-            [("vars", "a".to_string()), ("line", "name".to_string())]
-        );
-        let (read, tested) = collect("has(vars.a) && [1].all(vars, vars.x == 1)");
-        assert!(read.is_empty());
-        assert_eq!(tested, [("vars", "a".to_string())]);
-    }
-
-    #[test]
-    fn function_probe_knows_stdlib_extension_and_qualified_functions() {
-        let env = CelEnv::new();
-        for (target, name) in [
-            (None, "size"),
-            (None, "string"),
-            (None, "int"),
-            (Some("x"), "endsWith"),
-            (Some("x"), "lowerAscii"),
-            (Some("x"), "join"),
-            (Some("x"), "distinct"),
-            (Some("strings"), "quote"),
-            (Some("lists"), "range"),
-        ] {
-            assert!(function_exists(&env, target, name), "{name}");
-        }
-        assert!(!function_exists(&env, Some("x"), "matches"));
-        assert!(!function_exists(&env, None, "nosuchfn"));
-        assert!(!function_exists(&env, Some("strings"), "nosuchfn"));
-    }
 }

@@ -30,6 +30,7 @@ use chrono::NaiveDate;
 
 use crate::model::Severity;
 
+mod check;
 mod error;
 pub(crate) mod expr;
 mod load;
