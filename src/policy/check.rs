@@ -4,7 +4,7 @@
 //! as `error` on every line of an audit. Every expression of every rule is compiled
 //! while the schema is checked (a syntax error is a load error even on a disabled
 //! rule); the expressions of enabled rules are then checked here, then against sample
-//! records. Only the first problem of each expression is reported,
+//! records ([`super::sample`]). Only the first problem of each expression is reported,
 //! at the line of its key: a later one is often the same mistake seen again.
 //!
 //! Here, statically: `vars.x` must name a defined var (unless the expression also tests

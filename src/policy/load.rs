@@ -5,30 +5,9 @@
 //!
 //! Every expression of every rule is compiled (a syntax error is a load error even on
 //! a disabled rule). Because the cel crate has no type checker, the expressions of
-//! enabled rules are then checked in three ways, and the first problem of each
-//! expression is reported at the line of its key:
-//!
-//! 1. Statically: `vars.x` must name a defined var (unless the expression also tests
-//!    `has(vars.x)`), `line.x` must be `line.id`, and every named function must exist
-//!    in the environment (probed by calling it with no argument: a known function
-//!    answers "no matching overload", an unknown one "undeclared reference").
-//! 2. By running `when`, `require` and `message_expr` (each on its own, whatever `when`
-//!    gives) against four sample records (see [`samples`]) that hold every documented
-//!    field, with the enum values varied so that `&&`, `||` and `?:` cannot hide a
-//!    misspelt name on all of them: TWO_WAY/BLOCK_MEMBERS/auto-answer with a person,
-//!    ONE_WAY/ALLOW_MEMBERS with no member, TWO_WAY/ALLOW_MEMBERS with a person and a
-//!    place, ONE_WAY/BLOCK_MEMBERS/auto-answer with no member.
-//! 3. On those runs, a load error is: a result of the wrong type (`when`/`require` not
-//!    a bool, `message_expr` not a string); an undeclared name that looks like a
-//!    misspelling of a documented top-level name (`conectionType`); a missing key that
-//!    looks like a misspelling of a documented member or number field (`m.emial`).
-//!    "Looks like" means equal when case, `_` and `-` are ignored, or within two edits
-//!    (one for names of four characters or fewer).
-//!
-//! Not load errors: an undeclared name far from every documented one, taken for a
-//! field the API returns but does not document yet (the contract lets CEL see such
-//! fields; on a line without it the rule is `error`, never `pass`), and any other
-//! runtime error, which may depend on the data (`members[0]` on an empty list).
+//! enabled rules are then checked statically ([`super::check`]), then by running them
+//! on sample records ([`super::sample`]); the first problem of each expression is
+//! reported at the line of its key.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -37,8 +16,9 @@ use chrono::NaiveDate;
 use sha2::{Digest, Sha256};
 
 use super::error::{Diagnostic, PolicyErrors};
-use super::expr::{self, CelEnv, Expr, ExprKey};
+use super::expr::{CelEnv, Expr, ExprKey};
 use super::raw::{self, Pos, RawEntry, RawTable, RawValue};
+use super::sample::Samples;
 use super::suggest::closest;
 use super::{check, PolicySet, PolicySource, Rule, Waiver};
 use crate::model::Severity;
@@ -59,31 +39,6 @@ pub(super) const RULE_KEYS: &[&str] = &[
 ];
 const RULE_REQUIRED: &[&str] = &["id", "title", "severity", "require"];
 const WAIVER_KEYS: &[&str] = &["rule", "line", "reason", "expires"];
-
-/// Names CEL sees at the top level whatever the API returns.
-pub(super) const TOP_NAMES: &[&str] = &[
-    "allowAutoAnswer",
-    "connectionType",
-    "accessType",
-    "members",
-    "line",
-    "vars",
-];
-/// Fields of a member and of a member's number, as documented.
-pub(super) const NESTED_NAMES: &[&str] = &[
-    "id",
-    "lastName",
-    "firstName",
-    "displayName",
-    "type",
-    "email",
-    "numbers",
-    "external",
-    "extension",
-    "routingPrefix",
-    "esn",
-    "primary",
-];
 
 /// Loads the policies at `path`: one `.toml` file, or every `*.toml` file directly in a
 /// folder, in name order.
@@ -726,7 +681,7 @@ impl Loader {
             }
         }
 
-        let samples = samples();
+        let samples = Samples::new();
         let mut problems = Vec::new();
         for d in self.drafts.iter().filter(|d| d.enabled) {
             for (which, e) in [
@@ -735,7 +690,10 @@ impl Loader {
                 (ExprKey::MessageExpr, &d.message_expr),
             ] {
                 if let Some(e) = e {
-                    if let Some(msg) = check_expr(&self.env, e, which, &self.vars, &samples) {
+                    // The samples only run an expression the syntax tree finds no fault in.
+                    let problem = check::problem(&self.env, e, which, &self.vars)
+                        .or_else(|| samples.problem(&self.env, e, which, &self.vars));
+                    if let Some(msg) = problem {
                         problems.push((e.file.clone(), e.pos, d.id.clone(), msg));
                     }
                 }
@@ -836,129 +794,4 @@ fn to_json(v: &RawValue) -> Result<serde_json::Value, String> {
                 .collect::<Result<_, _>>()?,
         ),
     })
-}
-
-/// Records holding every documented field, with enum values varied so that an
-/// expression's `&&`/`||`/`?:` cannot skip a misspelt name on all of them.
-pub(crate) fn samples() -> Vec<(&'static str, serde_json::Value)> {
-    use serde_json::json;
-    let person = json!({
-        "id": "Y2lzY29zcGFyazovL3VzL1BFT1BMRS82MWU3MDlkNy1hM2IxLTQ2MDctOTBiOC04NmE5MDgxYWFkNmE",
-        "lastName": "Little",
-        "firstName": "Alice",
-        "displayName": "Alice Little",
-        "type": "PEOPLE",
-        "email": "alice@example.com",
-        "numbers": [{
-            "external": "+19845551088",
-            "extension": "1088",
-            "routingPrefix": "1234",
-            "esn": "12341088",
-            "primary": true
-        }]
-    });
-    let place = json!({
-        "id": "Y2lzY29zcGFyazovL3VzL1BMQUNFLzE",
-        "lastName": "Lobby",
-        "firstName": "Main",
-        "displayName": "Main Lobby",
-        "type": "PLACE",
-        "email": "lobby@example.com",
-        "numbers": [{
-            "external": "+19845551000",
-            "extension": "1000",
-            "routingPrefix": "1234",
-            "esn": "12341000",
-            "primary": false
-        }]
-    });
-    vec![
-        (
-            "TWO_WAY/BLOCK_MEMBERS/auto-answer with a member",
-            json!({"allowAutoAnswer": true, "connectionType": "TWO_WAY",
-                   "accessType": "BLOCK_MEMBERS", "members": [person.clone()]}),
-        ),
-        (
-            "ONE_WAY/ALLOW_MEMBERS with no member",
-            json!({"allowAutoAnswer": false, "connectionType": "ONE_WAY",
-                   "accessType": "ALLOW_MEMBERS", "members": []}),
-        ),
-        (
-            "TWO_WAY/ALLOW_MEMBERS with a person and a place",
-            json!({"allowAutoAnswer": false, "connectionType": "TWO_WAY",
-                   "accessType": "ALLOW_MEMBERS", "members": [person, place]}),
-        ),
-        (
-            "ONE_WAY/BLOCK_MEMBERS/auto-answer with no member",
-            json!({"allowAutoAnswer": true, "connectionType": "ONE_WAY",
-                   "accessType": "BLOCK_MEMBERS", "members": []}),
-        ),
-    ]
-}
-
-/// Why `e` cannot work on real data, if it cannot: a static problem (see [`check`]),
-/// or a sample run that names something unknown or returns the wrong type.
-fn check_expr(
-    env: &CelEnv,
-    e: &Expr,
-    which: ExprKey,
-    vars: &serde_json::Map<String, serde_json::Value>,
-    samples: &[(&'static str, serde_json::Value)],
-) -> Option<String> {
-    if let Some(problem) = check::problem(env, e, which, vars) {
-        return Some(problem);
-    }
-
-    let key = which.as_str();
-    for (what, sample) in samples {
-        let Some(settings) = sample.as_object() else {
-            continue;
-        };
-        let mut ctx = env.context();
-        expr::bind(&mut ctx, settings, "SAMPLE-LINE-ID", vars);
-        match e.run(&ctx) {
-            Ok(v) => {
-                let ok = match which {
-                    ExprKey::When | ExprKey::Require => matches!(v, cel::Value::Bool(_)),
-                    ExprKey::MessageExpr => matches!(v, cel::Value::String(_)),
-                };
-                if !ok {
-                    return Some(format!(
-                        "`{key}` must evaluate to a {}, but gives {} (on the sample {what} record)",
-                        which.expected(),
-                        expr::with_article(expr::type_name(&v))
-                    ));
-                }
-            }
-            Err(cel::ExecutionError::UndeclaredReference(name)) => {
-                let refs = e.program.references();
-                if refs.has_function(name.as_str()) && !refs.has_variable(name.as_str()) {
-                    let note = if name.as_str() == "matches" {
-                        " (regular expressions are not available; use contains, startsWith, endsWith)"
-                    } else {
-                        ""
-                    };
-                    return Some(format!("`{key}` calls unknown function `{name}`{note}"));
-                }
-                if let Some(s) = closest(&name, TOP_NAMES.iter().copied()) {
-                    return Some(format!(
-                        "`{key}` uses unknown name `{name}` (did you mean `{s}`?)"
-                    ));
-                }
-                // A name far from every documented one is taken for a field the API
-                // returns but does not document yet: lines without it will be `error`.
-            }
-            Err(cel::ExecutionError::NoSuchKey(name)) => {
-                if let Some(s) = closest(&name, NESTED_NAMES.iter().copied()) {
-                    return Some(format!(
-                        "`{key}` uses unknown field `{name}` (did you mean `{s}`?)"
-                    ));
-                }
-            }
-            // Anything else may depend on the data (an empty list indexed, a field some
-            // member lacks): evaluation reports it per line as `error`.
-            Err(_) => {}
-        }
-    }
-    None
 }

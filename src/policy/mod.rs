@@ -35,6 +35,7 @@ mod error;
 pub(crate) mod expr;
 mod load;
 pub(crate) mod raw;
+mod sample;
 mod suggest;
 
 pub use error::{Diagnostic, PolicyErrors};

@@ -41,7 +41,8 @@ pub(super) fn closest<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::load::{NESTED_NAMES, RULE_KEYS, TOP_NAMES};
+    use crate::policy::load::RULE_KEYS;
+    use crate::policy::sample::{NESTED_NAMES, TOP_NAMES};
 
     #[test]
     fn closest_finds_typos_and_case_slips_only() {
