@@ -3,7 +3,7 @@
 //! Loading happens in two steps, as in cargo-deny: the files are parsed into raw,
 //! position-carrying values, then validated into the checked types below, collecting
 //! every problem (with file, line, column and rule ID) instead of stopping at the first.
-//! See [`load`] and [`load_str`]; evaluation lives in [`crate::eval`].
+//! See [`load()`] and [`load_str`]; evaluation lives in [`crate::eval`].
 //!
 //! # What CEL expressions see
 //!
@@ -36,6 +36,7 @@ pub(crate) mod expr;
 mod load;
 pub(crate) mod raw;
 mod sample;
+mod schema;
 mod suggest;
 
 pub use error::{Diagnostic, PolicyErrors};

@@ -41,8 +41,8 @@ pub(super) fn closest<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::load::RULE_KEYS;
     use crate::policy::sample::{NESTED_NAMES, TOP_NAMES};
+    use crate::policy::schema::RULE_KEYS;
 
     #[test]
     fn closest_finds_typos_and_case_slips_only() {
