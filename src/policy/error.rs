@@ -1,7 +1,9 @@
 //! Problems found while loading policies, reported all at once.
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+use super::raw::Pos;
 
 /// One problem in a policy file, with as much position as is known.
 ///
@@ -60,6 +62,62 @@ impl fmt::Display for PolicyErrors {
     }
 }
 
+/// The problems found so far by every step of loading.
+///
+/// Each is kept with the load order of its file, so that the result lists problems by
+/// file in the order the files were read, then by position, whichever step found them.
+#[derive(Debug, Default)]
+pub(super) struct Problems {
+    files: Vec<PathBuf>,
+    found: Vec<(usize, Diagnostic)>,
+}
+
+impl Problems {
+    /// Where `file` comes in the load order, registering it if it is new.
+    pub fn file_index(&mut self, file: &Path) -> usize {
+        match self.files.iter().position(|f| f == file) {
+            Some(i) => i,
+            None => {
+                self.files.push(file.to_path_buf());
+                self.files.len() - 1
+            }
+        }
+    }
+
+    /// Records a problem whose position may be unknown.
+    pub fn add_at(&mut self, file: &Path, pos: Option<Pos>, rule: Option<&str>, message: String) {
+        let index = self.file_index(file);
+        self.found.push((
+            index,
+            Diagnostic {
+                file: file.to_path_buf(),
+                line: pos.map(|p| p.line),
+                column: pos.map(|p| p.column),
+                rule: rule.map(str::to_string),
+                message,
+            },
+        ));
+    }
+
+    /// Records a problem at a known position.
+    pub fn add(&mut self, file: &Path, pos: Pos, rule: Option<&str>, message: String) {
+        self.add_at(file, Some(pos), rule, message);
+    }
+
+    /// Every problem, by file then position, or `Ok` when there is none.
+    pub fn into_result(self) -> Result<(), PolicyErrors> {
+        if self.found.is_empty() {
+            return Ok(());
+        }
+        let mut found = self.found;
+        // Stable: problems at the same place keep the order they were found in.
+        found.sort_by_key(|(f, d)| (*f, d.line, d.column));
+        Err(PolicyErrors {
+            diagnostics: found.into_iter().map(|(_, d)| d).collect(),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -91,5 +149,26 @@ mod tests {
             diagnostics: vec![full, bare],
         };
         assert!(errors.to_string().starts_with("2 problems in policies\n  "));
+    }
+
+    #[test]
+    fn problems_come_by_file_in_load_order_then_by_position() {
+        let (a, b) = (PathBuf::from("a.toml"), PathBuf::from("b.toml"));
+        let mut problems = Problems::default();
+        problems.file_index(&b);
+        problems.add(&a, Pos { line: 3, column: 1 }, None, "a3".into());
+        problems.add(&b, Pos { line: 9, column: 1 }, None, "b9 first".into());
+        problems.add(&b, Pos { line: 2, column: 5 }, None, "b2".into());
+        problems.add(&b, Pos { line: 9, column: 1 }, None, "b9 second".into());
+        problems.add_at(&a, None, None, "a".into());
+        let messages: Vec<String> = problems
+            .into_result()
+            .expect_err("problems")
+            .diagnostics
+            .into_iter()
+            .map(|d| d.message)
+            .collect();
+        assert_eq!(messages, ["b2", "b9 first", "b9 second", "a", "a3"]);
+        assert!(Problems::default().into_result().is_ok());
     }
 }

@@ -1,88 +1,24 @@
-//! Step two of loading: raw TOML values validated into the checked [`PolicySet`],
-//! collecting every problem in every file before giving up, the way cargo-deny does.
+//! Loading policies: finding and reading the files, then the steps in order, every
+//! problem of every step collected before giving up.
 //!
-//! # Checking CEL without a type checker
-//!
-//! Every expression of every rule is compiled (a syntax error is a load error even on
-//! a disabled rule). Because the cel crate has no type checker, the expressions of
-//! enabled rules are then checked in three ways, and the first problem of each
-//! expression is reported at the line of its key:
-//!
-//! 1. Statically: `vars.x` must name a defined var (unless the expression also tests
-//!    `has(vars.x)`), `line.x` must be `line.id`, and every named function must exist
-//!    in the environment (probed by calling it with no argument: a known function
-//!    answers "no matching overload", an unknown one "undeclared reference").
-//! 2. By running `when`, `require` and `message_expr` (each on its own, whatever `when`
-//!    gives) against four sample records (see [`samples`]) that hold every documented
-//!    field, with the enum values varied so that `&&`, `||` and `?:` cannot hide a
-//!    misspelt name on all of them: TWO_WAY/BLOCK_MEMBERS/auto-answer with a person,
-//!    ONE_WAY/ALLOW_MEMBERS with no member, TWO_WAY/ALLOW_MEMBERS with a person and a
-//!    place, ONE_WAY/BLOCK_MEMBERS/auto-answer with no member.
-//! 3. On those runs, a load error is: a result of the wrong type (`when`/`require` not
-//!    a bool, `message_expr` not a string); an undeclared name that looks like a
-//!    misspelling of a documented top-level name (`conectionType`); a missing key that
-//!    looks like a misspelling of a documented member or number field (`m.emial`).
-//!    "Looks like" means equal when case, `_` and `-` are ignored, or within two edits
-//!    (one for names of four characters or fewer).
-//!
-//! Not load errors: an undeclared name far from every documented one, taken for a
-//! field the API returns but does not document yet (the contract lets CEL see such
-//! fields; on a line without it the rule is `error`, never `pass`), and any other
-//! runtime error, which may depend on the data (`members[0]` on an empty list).
+//! 1. Each file is parsed into position-carrying TOML values ([`super::raw`]).
+//! 2. The values are checked against the policy schema, compiling every expression
+//!    ([`super::schema`]).
+//! 3. Once every file is read: waivers must name a defined rule, and the expressions
+//!    of enabled rules are checked statically ([`super::check`]), then by running them
+//!    on sample records ([`super::sample`]).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use chrono::NaiveDate;
 use sha2::{Digest, Sha256};
 
 use super::error::{Diagnostic, PolicyErrors};
-use super::expr::{self, CelEnv, Expr, ExprKey};
-use super::raw::{self, Pos, RawEntry, RawTable, RawValue};
-use super::{PolicySet, PolicySource, Rule, Waiver};
-use crate::model::Severity;
-
-const TOP_KEYS: &[&str] = &["vars", "rule", "waiver"];
-const RULE_KEYS: &[&str] = &[
-    "id",
-    "title",
-    "severity",
-    "when",
-    "require",
-    "message",
-    "message_expr",
-    "remediation",
-    "description",
-    "references",
-    "enabled",
-];
-const RULE_REQUIRED: &[&str] = &["id", "title", "severity", "require"];
-const WAIVER_KEYS: &[&str] = &["rule", "line", "reason", "expires"];
-
-/// Names CEL sees at the top level whatever the API returns.
-const TOP_NAMES: &[&str] = &[
-    "allowAutoAnswer",
-    "connectionType",
-    "accessType",
-    "members",
-    "line",
-    "vars",
-];
-/// Fields of a member and of a member's number, as documented.
-const NESTED_NAMES: &[&str] = &[
-    "id",
-    "lastName",
-    "firstName",
-    "displayName",
-    "type",
-    "email",
-    "numbers",
-    "external",
-    "extension",
-    "routingPrefix",
-    "esn",
-    "primary",
-];
+use super::expr::CelEnv;
+use super::raw;
+use super::sample::Samples;
+use super::schema::{Checked, Schema};
+use super::{check, PolicySet, PolicySource};
 
 /// Loads the policies at `path`: one `.toml` file, or every `*.toml` file directly in a
 /// folder, in name order.
@@ -129,7 +65,11 @@ pub fn load(path: &Path) -> Result<PolicySet, PolicyErrors> {
     for file in files {
         match std::fs::read(&file) {
             Ok(bytes) => loader.add_file(file, &bytes),
-            Err(e) => loader.diag_at(&file, None, None, format!("cannot read: {e}")),
+            // One unreadable file should not hide the problems of the others.
+            Err(e) => loader
+                .schema
+                .problems
+                .add_at(&file, None, None, format!("cannot read: {e}")),
         }
     }
     loader.finish()
@@ -147,92 +87,26 @@ pub fn load_str(file: &Path, text: &str) -> Result<PolicySet, PolicyErrors> {
     loader.finish()
 }
 
-/// A rule as far as it could be read; a [`Rule`] once complete.
-struct Draft {
-    id: Option<String>,
-    file: PathBuf,
-    line: usize,
-    title: Option<String>,
-    severity: Option<Severity>,
-    description: Option<String>,
-    remediation: Option<String>,
-    references: Vec<String>,
-    enabled: bool,
-    when: Option<Expr>,
-    require: Option<Expr>,
-    message: Option<String>,
-    message_expr: Option<Expr>,
-}
-
-/// A waiver as far as it could be read.
-struct WaiverDraft {
-    rule: Option<(String, Pos)>,
-    line: Option<String>,
-    reason: Option<String>,
-    expires: Option<NaiveDate>,
-    file: PathBuf,
-    line_no: usize,
-}
-
 struct Loader {
     env: CelEnv,
-    /// Each diagnostic with the index of its file, for sorting.
-    diags: Vec<(usize, Diagnostic)>,
-    files: Vec<PathBuf>,
     sources: Vec<PolicySource>,
-    drafts: Vec<Draft>,
-    /// Every rule ID seen, even on rules with other problems, with where.
-    rule_ids: HashMap<String, (PathBuf, Pos)>,
-    waivers: Vec<WaiverDraft>,
-    vars: serde_json::Map<String, serde_json::Value>,
-    var_pos: HashMap<String, (PathBuf, Pos)>,
+    schema: Schema,
 }
 
 impl Loader {
     fn new() -> Self {
+        let env = CelEnv::new();
         Loader {
-            env: CelEnv::new(),
-            diags: Vec::new(),
-            files: Vec::new(),
+            schema: Schema::new(env.clone()),
+            env,
             sources: Vec::new(),
-            drafts: Vec::new(),
-            rule_ids: HashMap::new(),
-            waivers: Vec::new(),
-            vars: serde_json::Map::new(),
-            var_pos: HashMap::new(),
         }
-    }
-
-    fn file_index(&mut self, file: &Path) -> usize {
-        match self.files.iter().position(|f| f == file) {
-            Some(i) => i,
-            None => {
-                self.files.push(file.to_path_buf());
-                self.files.len() - 1
-            }
-        }
-    }
-
-    fn diag_at(&mut self, file: &Path, pos: Option<Pos>, rule: Option<&str>, message: String) {
-        let index = self.file_index(file);
-        self.diags.push((
-            index,
-            Diagnostic {
-                file: file.to_path_buf(),
-                line: pos.map(|p| p.line),
-                column: pos.map(|p| p.column),
-                rule: rule.map(str::to_string),
-                message,
-            },
-        ));
-    }
-
-    fn diag(&mut self, file: &Path, pos: Pos, rule: Option<&str>, message: String) {
-        self.diag_at(file, Some(pos), rule, message);
     }
 
     fn add_file(&mut self, file: PathBuf, bytes: &[u8]) {
-        self.file_index(&file);
+        // Problems are listed by file in load order, even a file whose only problem
+        // is found after later files are read.
+        self.schema.problems.file_index(&file);
         let sha = Sha256::digest(bytes);
         self.sources.push(PolicySource {
             path: file.display().to_string(),
@@ -242,7 +116,9 @@ impl Loader {
             Ok(t) => t,
             Err(e) => {
                 let pos = raw::LineIndex::new(&String::from_utf8_lossy(bytes)).pos(e.valid_up_to());
-                self.diag(&file, pos, None, "not UTF-8 text".to_string());
+                self.schema
+                    .problems
+                    .add(&file, pos, None, "not UTF-8 text".to_string());
                 return;
             }
         };
@@ -252,7 +128,7 @@ impl Loader {
             Ok(t) => t,
             Err(errors) => {
                 for e in errors {
-                    self.diag_at(
+                    self.schema.problems.add_at(
                         &file,
                         e.pos,
                         None,
@@ -262,537 +138,37 @@ impl Loader {
                 return;
             }
         };
-        self.add_table(&file, &table);
+        self.schema.add_table(&file, &table);
     }
 
-    fn add_table(&mut self, file: &Path, table: &RawTable) {
-        for entry in &table.entries {
-            match entry.key.as_str() {
-                "vars" => match &entry.value {
-                    RawValue::Table(t) => self.add_vars(file, t),
-                    other => self.diag(
-                        file,
-                        entry.value_pos,
-                        None,
-                        format!(
-                            "`vars` must be a table ([vars]), found {}",
-                            other.type_name()
-                        ),
-                    ),
-                },
-                "rule" | "waiver" => {
-                    let key = entry.key.as_str();
-                    match &entry.value {
-                        RawValue::Array(items) => {
-                            for item in items {
-                                match &item.value {
-                                    RawValue::Table(t) if key == "rule" => {
-                                        self.add_rule(file, item.pos, t)
-                                    }
-                                    RawValue::Table(t) => self.add_waiver(file, item.pos, t),
-                                    other => self.diag(
-                                        file,
-                                        item.pos,
-                                        None,
-                                        format!(
-                                            "each `{key}` must be a table ([[{key}]]), found {}",
-                                            other.type_name()
-                                        ),
-                                    ),
-                                }
-                            }
-                        }
-                        RawValue::Table(_) => self.diag(
-                            file,
-                            entry.value_pos,
-                            None,
-                            format!(
-                                "`{key}` must be an array of tables: write [[{key}]], not [{key}]"
-                            ),
-                        ),
-                        other => self.diag(
-                            file,
-                            entry.value_pos,
-                            None,
-                            format!(
-                                "`{key}` must be an array of tables ([[{key}]]), found {}",
-                                other.type_name()
-                            ),
-                        ),
-                    }
-                }
-                _ => self.unknown_key(file, entry, None, TOP_KEYS),
-            }
-        }
-    }
+    /// Cross-file checks, CEL checks of enabled rules, then the result.
+    fn finish(self) -> Result<PolicySet, PolicyErrors> {
+        let Loader {
+            env,
+            sources,
+            mut schema,
+        } = self;
+        schema.check_waiver_rules();
 
-    fn unknown_key(&mut self, file: &Path, entry: &RawEntry, rule: Option<&str>, valid: &[&str]) {
-        let hint = match closest(&entry.key, valid.iter().copied()) {
-            Some(s) => format!("did you mean `{s}`? "),
-            None => String::new(),
-        };
-        let expected = valid
-            .iter()
-            .map(|k| format!("`{k}`"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        self.diag(
-            file,
-            entry.key_pos,
-            rule,
-            format!(
-                "unknown key `{}` ({hint}expected one of {expected})",
-                entry.key
-            ),
-        );
-    }
-
-    fn add_vars(&mut self, file: &Path, table: &RawTable) {
-        for entry in &table.entries {
-            if let Some((first_file, first_pos)) = self.var_pos.get(&entry.key).cloned() {
-                self.diag(
-                    file,
-                    entry.key_pos,
-                    None,
-                    format!(
-                        "duplicate var `{}` (first defined at {}:{}:{})",
-                        entry.key,
-                        first_file.display(),
-                        first_pos.line,
-                        first_pos.column
-                    ),
-                );
-                continue;
-            }
-            self.var_pos
-                .insert(entry.key.clone(), (file.to_path_buf(), entry.key_pos));
-            match to_json(&entry.value) {
-                Ok(v) => {
-                    self.vars.insert(entry.key.clone(), v);
-                }
-                Err(why) => self.diag(
-                    file,
-                    entry.value_pos,
-                    None,
-                    format!("var `{}`: {why}", entry.key),
-                ),
-            }
-        }
-    }
-
-    fn add_rule(&mut self, file: &Path, header: Pos, table: &RawTable) {
-        // The ID first, so every other complaint can name the rule.
-        let id = match table.get("id").map(|e| &e.value) {
-            Some(RawValue::String(s)) => Some(s.clone()),
-            _ => None,
-        };
-        let rid = id.as_deref();
-        let mut d = Draft {
-            id: id.clone(),
-            file: file.to_path_buf(),
-            line: header.line,
-            title: None,
-            severity: None,
-            description: None,
-            remediation: None,
-            references: Vec::new(),
-            enabled: true,
-            when: None,
-            require: None,
-            message: None,
-            message_expr: None,
-        };
-        for entry in &table.entries {
-            let key = entry.key.as_str();
-            if !RULE_KEYS.contains(&key) {
-                self.unknown_key(file, entry, rid, RULE_KEYS);
-                continue;
-            }
-            if key == "references" {
-                d.references = self.string_list(file, entry, rid);
-                continue;
-            }
-            if key == "enabled" {
-                match &entry.value {
-                    RawValue::Boolean(b) => d.enabled = *b,
-                    other => self.wrong_type(file, entry, rid, "a boolean", other),
-                }
-                continue;
-            }
-            let RawValue::String(s) = &entry.value else {
-                self.wrong_type(file, entry, rid, "a string", &entry.value);
-                continue;
-            };
-            match key {
-                "id" => {
-                    if s.is_empty()
-                        || !s
-                            .chars()
-                            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
-                    {
-                        self.diag(
-                            file,
-                            entry.value_pos,
-                            rid,
-                            format!(
-                                "invalid rule ID `{s}`: use only letters, digits, `.`, `_` and `-`"
-                            ),
-                        );
-                    }
-                    if let Some((first_file, first_pos)) = self.rule_ids.get(s).cloned() {
-                        self.diag(
-                            file,
-                            entry.value_pos,
-                            rid,
-                            format!(
-                                "duplicate rule ID `{s}` (first defined at {}:{}:{})",
-                                first_file.display(),
-                                first_pos.line,
-                                first_pos.column
-                            ),
-                        );
-                    } else {
-                        self.rule_ids
-                            .insert(s.clone(), (file.to_path_buf(), entry.value_pos));
-                    }
-                }
-                "title" => {
-                    if s.trim().is_empty() {
-                        self.diag(
-                            file,
-                            entry.value_pos,
-                            rid,
-                            "`title` must not be empty".into(),
-                        );
-                    }
-                    d.title = Some(s.clone());
-                }
-                "severity" => match Severity::parse(s) {
-                    Some(sev) => d.severity = Some(sev),
-                    None => {
-                        let valid = Severity::ALL.map(Severity::as_str);
-                        let hint = match closest(s, valid.iter().copied()) {
-                            Some(v) => format!(" (did you mean `{v}`?)"),
-                            None => String::new(),
-                        };
-                        self.diag(
-                            file,
-                            entry.value_pos,
-                            rid,
-                            format!(
-                                "bad severity `{s}`: expected one of {}{hint}",
-                                valid.join(", ")
-                            ),
-                        );
-                    }
-                },
-                "when" | "require" | "message_expr" => {
-                    let which = match key {
-                        "when" => ExprKey::When,
-                        "require" => ExprKey::Require,
-                        _ => ExprKey::MessageExpr,
-                    };
-                    let compiled = self.compile(file, entry, rid, which, s);
-                    match which {
-                        ExprKey::When => d.when = compiled,
-                        ExprKey::Require => d.require = compiled,
-                        ExprKey::MessageExpr => d.message_expr = compiled,
-                    }
-                }
-                "message" => d.message = Some(s.clone()),
-                "remediation" => d.remediation = Some(s.clone()),
-                "description" => d.description = Some(s.clone()),
-                _ => {}
-            }
-        }
-        for key in RULE_REQUIRED {
-            if table.get(key).is_none() {
-                self.diag(file, header, rid, format!("missing required key `{key}`"));
-            }
-        }
-        self.drafts.push(d);
-    }
-
-    fn compile(
-        &mut self,
-        file: &Path,
-        entry: &RawEntry,
-        rule: Option<&str>,
-        which: ExprKey,
-        source: &str,
-    ) -> Option<Expr> {
-        match self.env.0.compile(source) {
-            Ok(program) => Some(Expr {
-                source: source.to_string(),
-                program,
-                file: file.to_path_buf(),
-                pos: entry.value_pos,
-            }),
-            Err(errors) => {
-                let detail = errors
-                    .errors
-                    .iter()
-                    .map(|e| format!("{} (at {}:{} of the expression)", e.msg, e.pos.0, e.pos.1))
-                    .collect::<Vec<_>>()
-                    .join("; ");
-                self.diag(
-                    file,
-                    entry.value_pos,
-                    rule,
-                    format!("`{}` is not valid CEL: {detail}", which.as_str()),
-                );
-                None
-            }
-        }
-    }
-
-    fn wrong_type(
-        &mut self,
-        file: &Path,
-        entry: &RawEntry,
-        rule: Option<&str>,
-        expected: &str,
-        found: &RawValue,
-    ) {
-        self.diag(
-            file,
-            entry.value_pos,
-            rule,
-            format!(
-                "`{}` must be {expected}, found {}",
-                entry.key,
-                found.type_name()
-            ),
-        );
-    }
-
-    fn string_list(&mut self, file: &Path, entry: &RawEntry, rule: Option<&str>) -> Vec<String> {
-        let RawValue::Array(items) = &entry.value else {
-            self.wrong_type(file, entry, rule, "an array of strings", &entry.value);
-            return Vec::new();
-        };
-        let mut out = Vec::with_capacity(items.len());
-        for item in items {
-            match &item.value {
-                RawValue::String(s) => out.push(s.clone()),
-                other => self.diag(
-                    file,
-                    item.pos,
-                    rule,
-                    format!(
-                        "`{}` must hold only strings, found {}",
-                        entry.key,
-                        other.type_name()
-                    ),
-                ),
-            }
-        }
-        out
-    }
-
-    fn add_waiver(&mut self, file: &Path, header: Pos, table: &RawTable) {
-        let rule = match table.get("rule") {
-            Some(RawEntry {
-                value: RawValue::String(s),
-                value_pos,
-                ..
-            }) => Some((s.clone(), *value_pos)),
-            _ => None,
-        };
-        let rid = rule.as_ref().map(|(s, _)| s.as_str());
-        let mut w = WaiverDraft {
-            rule: rule.clone(),
-            line: None,
-            reason: None,
-            expires: None,
-            file: file.to_path_buf(),
-            line_no: header.line,
-        };
-        for entry in &table.entries {
-            let key = entry.key.as_str();
-            if !WAIVER_KEYS.contains(&key) {
-                self.unknown_key(file, entry, rid, WAIVER_KEYS);
-                continue;
-            }
-            if key == "expires" {
-                match &entry.value {
-                    RawValue::Datetime(dt) => match (dt.date, dt.time, dt.offset) {
-                        (Some(date), None, None) => {
-                            w.expires = NaiveDate::from_ymd_opt(
-                                i32::from(date.year),
-                                u32::from(date.month),
-                                u32::from(date.day),
-                            );
-                            if w.expires.is_none() {
-                                self.diag(
-                                    file,
-                                    entry.value_pos,
-                                    rid,
-                                    format!("waiver: `expires` is not a valid date: {dt}"),
-                                );
-                            }
-                        }
-                        _ => self.diag(
-                            file,
-                            entry.value_pos,
-                            rid,
-                            format!("waiver: `expires` must be a date without a time, like 2027-01-31, found {dt}"),
-                        ),
-                    },
-                    RawValue::String(s) => self.diag(
-                        file,
-                        entry.value_pos,
-                        rid,
-                        format!("waiver: `expires` must be a TOML date, written without quotes (expires = {s}), found a string"),
-                    ),
-                    other => self.diag(
-                        file,
-                        entry.value_pos,
-                        rid,
-                        format!(
-                            "waiver: `expires` must be a TOML date like 2027-01-31, found {}",
-                            other.type_name()
-                        ),
-                    ),
-                }
-                continue;
-            }
-            let RawValue::String(s) = &entry.value else {
-                self.diag(
-                    file,
-                    entry.value_pos,
-                    rid,
-                    format!(
-                        "waiver: `{key}` must be a string, found {}",
-                        entry.value.type_name()
-                    ),
-                );
-                continue;
-            };
-            if s.trim().is_empty() {
-                let why = match key {
-                    "reason" => {
-                        "waiver: `reason` must not be empty: say why the exception is accepted"
-                    }
-                    "line" => "waiver: `line` must not be empty: give the virtual-line ID",
-                    _ => "waiver: `rule` must not be empty: give the rule ID",
-                };
-                self.diag(file, entry.value_pos, rid, why.to_string());
-            }
-            match key {
-                "line" => w.line = Some(s.clone()),
-                "reason" => w.reason = Some(s.clone()),
-                _ => {}
-            }
-        }
-        for key in WAIVER_KEYS {
-            if table.get(key).is_none() {
-                let extra = if *key == "expires" {
-                    " (waivers must expire, e.g. expires = 2027-01-31)"
-                } else {
-                    ""
-                };
-                self.diag(
-                    file,
-                    header,
-                    rid,
-                    format!("waiver: missing required key `{key}`{extra}"),
-                );
-            }
-        }
-        self.waivers.push(w);
-    }
-
-    /// Cross-file checks, CEL checks against the samples, then the result.
-    fn finish(mut self) -> Result<PolicySet, PolicyErrors> {
-        let waiver_rules: Vec<(PathBuf, (String, Pos))> = self
-            .waivers
-            .iter()
-            .filter_map(|w| w.rule.clone().map(|r| (w.file.clone(), r)))
+        let samples = Samples::new();
+        let found: Vec<_> = schema
+            .enabled_expressions()
+            .filter_map(|(id, which, e)| {
+                // The samples only run an expression the syntax tree finds no fault in.
+                check::problem(&env, e, which, schema.vars())
+                    .or_else(|| samples.problem(&env, e, which, schema.vars()))
+                    .map(|msg| (e.file.clone(), e.pos, id.map(str::to_string), msg))
+            })
             .collect();
-        for (file, (rule, pos)) in waiver_rules {
-            if !rule.is_empty() && !self.rule_ids.contains_key(&rule) {
-                let hint = match closest(&rule, self.rule_ids.keys().map(String::as_str)) {
-                    Some(s) => format!(" (did you mean `{s}`?)"),
-                    None => String::new(),
-                };
-                self.diag(
-                    &file,
-                    pos,
-                    Some(&rule),
-                    format!("waiver names rule `{rule}`, which no policy defines{hint}"),
-                );
-            }
+        for (file, pos, id, msg) in found {
+            schema.problems.add(&file, pos, id.as_deref(), msg);
         }
 
-        let samples = samples();
-        let mut problems = Vec::new();
-        for d in self.drafts.iter().filter(|d| d.enabled) {
-            for (which, e) in [
-                (ExprKey::When, &d.when),
-                (ExprKey::Require, &d.require),
-                (ExprKey::MessageExpr, &d.message_expr),
-            ] {
-                if let Some(e) = e {
-                    if let Some(msg) = check_expr(&self.env, e, which, &self.vars, &samples) {
-                        problems.push((e.file.clone(), e.pos, d.id.clone(), msg));
-                    }
-                }
-            }
-        }
-        for (file, pos, id, msg) in problems {
-            self.diag(&file, pos, id.as_deref(), msg);
-        }
-
-        if !self.diags.is_empty() {
-            let mut diags = self.diags;
-            diags.sort_by_key(|(f, d)| (*f, d.line, d.column));
-            return Err(PolicyErrors {
-                diagnostics: diags.into_iter().map(|(_, d)| d).collect(),
-            });
-        }
-
-        let mut rules = Vec::with_capacity(self.drafts.len());
-        for d in self.drafts {
-            // Without diagnostics every required part is present; the `let-else`
-            // keeps that reasoning local instead of unwrapping.
-            let (Some(id), Some(title), Some(severity), Some(require)) =
-                (d.id, d.title, d.severity, d.require)
-            else {
-                continue;
-            };
-            rules.push(Rule {
-                id,
-                title,
-                severity,
-                description: d.description,
-                remediation: d.remediation,
-                references: d.references,
-                enabled: d.enabled,
-                file: d.file,
-                line: d.line,
-                when: d.when,
-                require,
-                message: d.message,
-                message_expr: d.message_expr,
-            });
-        }
-        let mut waivers = Vec::with_capacity(self.waivers.len());
-        for w in self.waivers {
-            let (Some((rule, _)), Some(line), Some(reason), Some(expires)) =
-                (w.rule, w.line, w.reason, w.expires)
-            else {
-                continue;
-            };
-            waivers.push(Waiver {
-                rule,
-                line,
-                reason,
-                expires,
-                file: w.file,
-                line_no: w.line_no,
-            });
-        }
+        let Checked {
+            rules,
+            waivers,
+            vars,
+        } = schema.finish()?;
         let mut waivers_by_line: HashMap<String, Vec<usize>> = HashMap::new();
         for (i, w) in waivers.iter().enumerate() {
             waivers_by_line.entry(w.line.clone()).or_default().push(i);
@@ -800,475 +176,10 @@ impl Loader {
         Ok(PolicySet {
             rules,
             waivers,
-            vars: self.vars,
-            sources: self.sources,
-            env: self.env,
+            vars,
+            sources,
+            env,
             waivers_by_line,
         })
-    }
-}
-
-/// A TOML value as JSON, for `[vars]`.
-fn to_json(v: &RawValue) -> Result<serde_json::Value, String> {
-    use serde_json::Value as J;
-    Ok(match v {
-        RawValue::String(s) => J::String(s.clone()),
-        RawValue::Integer(i) => J::from(*i),
-        RawValue::BigInteger(s) => return Err(format!("integer {s} is too large")),
-        RawValue::Float(f) => match serde_json::Number::from_f64(*f) {
-            Some(n) => J::Number(n),
-            None => return Err(format!("{f} cannot be used (not a finite number)")),
-        },
-        RawValue::Boolean(b) => J::Bool(*b),
-        // CEL has no date type bound here: a date is compared as its ISO text.
-        RawValue::Datetime(d) => J::String(d.to_string()),
-        RawValue::Array(items) => J::Array(
-            items
-                .iter()
-                .map(|i| to_json(&i.value))
-                .collect::<Result<_, _>>()?,
-        ),
-        RawValue::Table(t) => J::Object(
-            t.entries
-                .iter()
-                .map(|e| to_json(&e.value).map(|v| (e.key.clone(), v)))
-                .collect::<Result<_, _>>()?,
-        ),
-    })
-}
-
-/// Records holding every documented field, with enum values varied so that an
-/// expression's `&&`/`||`/`?:` cannot skip a misspelt name on all of them.
-pub(crate) fn samples() -> Vec<(&'static str, serde_json::Value)> {
-    use serde_json::json;
-    let person = json!({
-        "id": "Y2lzY29zcGFyazovL3VzL1BFT1BMRS82MWU3MDlkNy1hM2IxLTQ2MDctOTBiOC04NmE5MDgxYWFkNmE",
-        "lastName": "Little",
-        "firstName": "Alice",
-        "displayName": "Alice Little",
-        "type": "PEOPLE",
-        "email": "alice@example.com",
-        "numbers": [{
-            "external": "+19845551088",
-            "extension": "1088",
-            "routingPrefix": "1234",
-            "esn": "12341088",
-            "primary": true
-        }]
-    });
-    let place = json!({
-        "id": "Y2lzY29zcGFyazovL3VzL1BMQUNFLzE",
-        "lastName": "Lobby",
-        "firstName": "Main",
-        "displayName": "Main Lobby",
-        "type": "PLACE",
-        "email": "lobby@example.com",
-        "numbers": [{
-            "external": "+19845551000",
-            "extension": "1000",
-            "routingPrefix": "1234",
-            "esn": "12341000",
-            "primary": false
-        }]
-    });
-    vec![
-        (
-            "TWO_WAY/BLOCK_MEMBERS/auto-answer with a member",
-            json!({"allowAutoAnswer": true, "connectionType": "TWO_WAY",
-                   "accessType": "BLOCK_MEMBERS", "members": [person.clone()]}),
-        ),
-        (
-            "ONE_WAY/ALLOW_MEMBERS with no member",
-            json!({"allowAutoAnswer": false, "connectionType": "ONE_WAY",
-                   "accessType": "ALLOW_MEMBERS", "members": []}),
-        ),
-        (
-            "TWO_WAY/ALLOW_MEMBERS with a person and a place",
-            json!({"allowAutoAnswer": false, "connectionType": "TWO_WAY",
-                   "accessType": "ALLOW_MEMBERS", "members": [person, place]}),
-        ),
-        (
-            "ONE_WAY/BLOCK_MEMBERS/auto-answer with no member",
-            json!({"allowAutoAnswer": true, "connectionType": "ONE_WAY",
-                   "accessType": "BLOCK_MEMBERS", "members": []}),
-        ),
-    ]
-}
-
-/// Why `e` cannot work on real data, if it cannot: a `vars.x` or `line.x` that does not
-/// exist, or a sample run that names something unknown or returns the wrong type.
-fn check_expr(
-    env: &CelEnv,
-    e: &Expr,
-    which: ExprKey,
-    vars: &serde_json::Map<String, serde_json::Value>,
-    samples: &[(&'static str, serde_json::Value)],
-) -> Option<String> {
-    let key = which.as_str();
-    let mut bad = Vec::new();
-    let mut tested = Vec::new();
-    static_selects(
-        e.program.expression(),
-        &mut Vec::new(),
-        &mut bad,
-        &mut tested,
-    );
-    // `has(vars.x) ? vars.x : default` is how an optional var is read.
-    bad.retain(|sel| !tested.contains(sel));
-    for (root, field) in bad {
-        if root == "line" {
-            return Some(format!(
-                "`{key}` uses `line.{field}`, but `line` has only `id`"
-            ));
-        }
-        if !vars.contains_key(&field) {
-            let defined = if vars.is_empty() {
-                "no var is defined".to_string()
-            } else {
-                let mut names: Vec<&str> = vars.keys().map(String::as_str).collect();
-                names.sort_unstable();
-                format!("defined: {}", names.join(", "))
-            };
-            let hint = match closest(&field, vars.keys().map(String::as_str)) {
-                Some(s) => format!("did you mean `vars.{s}`? "),
-                None => String::new(),
-            };
-            return Some(format!(
-                "`{key}` uses `vars.{field}`, which no [vars] table defines ({hint}{defined})"
-            ));
-        }
-    }
-
-    let mut calls = Vec::new();
-    called_functions(e.program.expression(), &mut calls);
-    for (target, name) in calls {
-        if !function_exists(env, target.as_deref(), &name) {
-            let note = if name == "matches" {
-                " (regular expressions are not available; use contains, startsWith or endsWith)"
-            } else {
-                ""
-            };
-            return Some(format!("`{key}` calls unknown function `{name}`{note}"));
-        }
-    }
-
-    for (what, sample) in samples {
-        let Some(settings) = sample.as_object() else {
-            continue;
-        };
-        let mut ctx = env.context();
-        expr::bind(&mut ctx, settings, "SAMPLE-LINE-ID", vars);
-        match e.run(&ctx) {
-            Ok(v) => {
-                let ok = match which {
-                    ExprKey::When | ExprKey::Require => matches!(v, cel::Value::Bool(_)),
-                    ExprKey::MessageExpr => matches!(v, cel::Value::String(_)),
-                };
-                if !ok {
-                    return Some(format!(
-                        "`{key}` must evaluate to a {}, but gives {} (on the sample {what} record)",
-                        which.expected(),
-                        expr::with_article(expr::type_name(&v))
-                    ));
-                }
-            }
-            Err(cel::ExecutionError::UndeclaredReference(name)) => {
-                let refs = e.program.references();
-                if refs.has_function(name.as_str()) && !refs.has_variable(name.as_str()) {
-                    let note = if name.as_str() == "matches" {
-                        " (regular expressions are not available; use contains, startsWith, endsWith)"
-                    } else {
-                        ""
-                    };
-                    return Some(format!("`{key}` calls unknown function `{name}`{note}"));
-                }
-                if let Some(s) = closest(&name, TOP_NAMES.iter().copied()) {
-                    return Some(format!(
-                        "`{key}` uses unknown name `{name}` (did you mean `{s}`?)"
-                    ));
-                }
-                // A name far from every documented one is taken for a field the API
-                // returns but does not document yet: lines without it will be `error`.
-            }
-            Err(cel::ExecutionError::NoSuchKey(name)) => {
-                if let Some(s) = closest(&name, NESTED_NAMES.iter().copied()) {
-                    return Some(format!(
-                        "`{key}` uses unknown field `{name}` (did you mean `{s}`?)"
-                    ));
-                }
-            }
-            // Anything else may depend on the data (an empty list indexed, a field some
-            // member lacks): evaluation reports it per line as `error`.
-            Err(_) => {}
-        }
-    }
-    None
-}
-
-/// Every named function the expression calls (operators left out), with the qualified
-/// name its target spells when it is a plain name (`strings` in `strings.quote(x)`).
-fn called_functions(e: &cel::common::ast::IdedExpr, out: &mut Vec<(Option<String>, String)>) {
-    use cel::common::ast::{EntryExpr, Expr as A};
-    match &e.expr {
-        A::Call(c) => {
-            if c.func_name.starts_with(|ch: char| ch.is_ascii_alphabetic()) {
-                let target = c.target.as_ref().and_then(|t| match &t.expr {
-                    A::Ident(name) => Some(name.clone()),
-                    _ => None,
-                });
-                let call = (target, c.func_name.clone());
-                if !out.contains(&call) {
-                    out.push(call);
-                }
-            }
-            if let Some(t) = &c.target {
-                called_functions(t, out);
-            }
-            for a in &c.args {
-                called_functions(a, out);
-            }
-        }
-        A::Select(s) => called_functions(&s.operand, out),
-        A::Comprehension(c) => {
-            for x in [
-                &c.iter_range,
-                &c.accu_init,
-                &c.loop_cond,
-                &c.loop_step,
-                &c.result,
-            ] {
-                called_functions(x, out);
-            }
-        }
-        A::List(l) => l.elements.iter().for_each(|x| called_functions(x, out)),
-        A::Map(m) => {
-            for entry in &m.entries {
-                if let EntryExpr::MapEntry(me) = &entry.expr {
-                    called_functions(&me.key, out);
-                    called_functions(&me.value, out);
-                }
-            }
-        }
-        A::Struct(s) => {
-            for entry in &s.entries {
-                if let EntryExpr::StructField(f) = &entry.expr {
-                    called_functions(&f.value, out);
-                }
-            }
-        }
-        A::Ident(_) | A::Literal(_) | A::Unspecified => {}
-    }
-}
-
-/// Whether the environment knows `name`, as a global, member or (with `target`)
-/// qualified function. Probed by calling it with no argument: a known function
-/// answers "no matching overload" (or a value) rather than "undeclared reference".
-/// Functions are pure, so the probe has no effect.
-fn function_exists(env: &CelEnv, target: Option<&str>, name: &str) -> bool {
-    let mut probes = vec![format!("null.{name}()")];
-    match target {
-        Some(t) => probes.push(format!("{t}.{name}()")),
-        None => probes.push(format!("{name}()")),
-    }
-    probes.iter().any(|src| {
-        let Ok(program) = env.0.compile(src) else {
-            // Cannot tell: give the expression the benefit of the doubt.
-            return true;
-        };
-        // In `t.f()` with `t` unbound, an undeclared `t` means `t.f` names no function.
-        !matches!(
-            program.execute(&env.context()),
-            Err(cel::ExecutionError::UndeclaredReference(_))
-        )
-    })
-}
-
-/// A `vars.x` or `line.x` selection: the root and the field.
-type Selection = (&'static str, String);
-
-/// Collects `vars.x` and `line.x` selections whose root name is not shadowed by a
-/// comprehension variable: into `out` when read, into `tested` when inside `has()`.
-fn static_selects(
-    e: &cel::common::ast::IdedExpr,
-    bound: &mut Vec<String>,
-    out: &mut Vec<Selection>,
-    tested: &mut Vec<Selection>,
-) {
-    use cel::common::ast::{EntryExpr, Expr as A};
-    match &e.expr {
-        A::Select(s) => {
-            if let A::Ident(root) = &s.operand.expr {
-                if !bound.iter().any(|b| b == root) {
-                    let sel = match root.as_str() {
-                        "vars" => Some(("vars", s.field.clone())),
-                        "line" if s.field != "id" => Some(("line", s.field.clone())),
-                        _ => None,
-                    };
-                    if let Some(sel) = sel {
-                        if s.test {
-                            tested.push(sel);
-                        } else {
-                            out.push(sel);
-                        }
-                    }
-                }
-            }
-            static_selects(&s.operand, bound, out, tested);
-        }
-        A::Call(c) => {
-            if let Some(t) = &c.target {
-                static_selects(t, bound, out, tested);
-            }
-            for a in &c.args {
-                static_selects(a, bound, out, tested);
-            }
-        }
-        A::Comprehension(c) => {
-            static_selects(&c.iter_range, bound, out, tested);
-            static_selects(&c.accu_init, bound, out, tested);
-            let depth = bound.len();
-            bound.push(c.iter_var.clone());
-            bound.extend(c.iter_var2.clone());
-            bound.push(c.accu_var.clone());
-            static_selects(&c.loop_cond, bound, out, tested);
-            static_selects(&c.loop_step, bound, out, tested);
-            static_selects(&c.result, bound, out, tested);
-            bound.truncate(depth);
-        }
-        A::List(l) => {
-            for x in &l.elements {
-                static_selects(x, bound, out, tested);
-            }
-        }
-        A::Map(m) => {
-            for entry in &m.entries {
-                if let EntryExpr::MapEntry(me) = &entry.expr {
-                    static_selects(&me.key, bound, out, tested);
-                    static_selects(&me.value, bound, out, tested);
-                }
-            }
-        }
-        A::Struct(s) => {
-            for entry in &s.entries {
-                if let EntryExpr::StructField(f) = &entry.expr {
-                    static_selects(&f.value, bound, out, tested);
-                }
-            }
-        }
-        A::Ident(_) | A::Literal(_) | A::Unspecified => {}
-    }
-}
-
-/// The candidate `name` most likely misspells, if any is close enough: the same when
-/// case, `_` and `-` are ignored, or within an edit or two (one for short names).
-pub(crate) fn closest<'a>(
-    name: &str,
-    candidates: impl Iterator<Item = &'a str>,
-) -> Option<&'a str> {
-    let norm = |s: &str| {
-        s.chars()
-            .filter(|c| !matches!(c, '_' | '-'))
-            .flat_map(char::to_lowercase)
-            .collect::<String>()
-    };
-    let n = norm(name);
-    let limit = if name.chars().count() <= 4 { 1 } else { 2 };
-    let mut best: BTreeMap<usize, &'a str> = BTreeMap::new();
-    for c in candidates {
-        if c == name {
-            continue;
-        }
-        let d = if norm(c) == n { 0 } else { distance(name, c) };
-        if d <= limit {
-            best.entry(d).or_insert(c);
-        }
-    }
-    best.into_values().next()
-}
-
-/// Optimal-string-alignment distance: insertions, deletions, substitutions and swaps of
-/// neighbours each cost one.
-fn distance(a: &str, b: &str) -> usize {
-    let a: Vec<char> = a.chars().collect();
-    let b: Vec<char> = b.chars().collect();
-    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
-    for (i, row) in d.iter_mut().enumerate() {
-        row[0] = i;
-    }
-    for (j, cell) in d[0].iter_mut().enumerate() {
-        *cell = j;
-    }
-    for i in 1..=a.len() {
-        for j in 1..=b.len() {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut v = (d[i - 1][j] + 1)
-                .min(d[i][j - 1] + 1)
-                .min(d[i - 1][j - 1] + cost);
-            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                v = v.min(d[i - 2][j - 2] + 1);
-            }
-            d[i][j] = v;
-        }
-    }
-    d[a.len()][b.len()]
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn closest_finds_typos_and_case_slips_only() {
-        assert_eq!(
-            closest("sevrity", RULE_KEYS.iter().copied()),
-            Some("severity")
-        );
-        assert_eq!(closest("tpye", NESTED_NAMES.iter().copied()), Some("type"));
-        assert_eq!(
-            closest("connection_type", TOP_NAMES.iter().copied()),
-            Some("connectionType")
-        );
-        assert_eq!(closest("pttRecording", TOP_NAMES.iter().copied()), None);
-        assert_eq!(closest("severity", RULE_KEYS.iter().copied()), None);
-    }
-
-    #[test]
-    fn static_check_sees_vars_and_line_but_not_has_or_shadowed_names() {
-        let env = CelEnv::new();
-        let collect = |src: &str| {
-            let p = env.0.compile(src).expect("compiles");
-            let mut out = Vec::new();
-            let mut tested = Vec::new();
-            static_selects(p.expression(), &mut Vec::new(), &mut out, &mut tested);
-            (out, tested)
-        };
-        assert_eq!(
-            collect("vars.a + line.name + line.id").0,
-            [("vars", "a".to_string()), ("line", "name".to_string())]
-        );
-        let (read, tested) = collect("has(vars.a) && [1].all(vars, vars.x == 1)");
-        assert!(read.is_empty());
-        assert_eq!(tested, [("vars", "a".to_string())]);
-    }
-
-    #[test]
-    fn function_probe_knows_stdlib_extension_and_qualified_functions() {
-        let env = CelEnv::new();
-        for (target, name) in [
-            (None, "size"),
-            (None, "string"),
-            (None, "int"),
-            (Some("x"), "endsWith"),
-            (Some("x"), "lowerAscii"),
-            (Some("x"), "join"),
-            (Some("x"), "distinct"),
-            (Some("strings"), "quote"),
-            (Some("lists"), "range"),
-        ] {
-            assert!(function_exists(&env, target, name), "{name}");
-        }
-        assert!(!function_exists(&env, Some("x"), "matches"));
-        assert!(!function_exists(&env, None, "nosuchfn"));
-        assert!(!function_exists(&env, Some("strings"), "nosuchfn"));
     }
 }

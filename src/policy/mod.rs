@@ -3,7 +3,7 @@
 //! Loading happens in two steps, as in cargo-deny: the files are parsed into raw,
 //! position-carrying values, then validated into the checked types below, collecting
 //! every problem (with file, line, column and rule ID) instead of stopping at the first.
-//! See [`load`] and [`load_str`]; evaluation lives in [`crate::eval`].
+//! See [`load()`] and [`load_str`]; evaluation lives in [`crate::eval`].
 //!
 //! # What CEL expressions see
 //!
@@ -30,10 +30,14 @@ use chrono::NaiveDate;
 
 use crate::model::Severity;
 
+mod check;
 mod error;
 pub(crate) mod expr;
 mod load;
 pub(crate) mod raw;
+mod sample;
+mod schema;
+mod suggest;
 
 pub use error::{Diagnostic, PolicyErrors};
 pub use load::{load, load_str};
@@ -66,11 +70,6 @@ impl PolicySet {
     /// index [`Finding::rule`](crate::model::Finding::rule) refers to), in rule order.
     pub fn enabled_rules(&self) -> impl Iterator<Item = (usize, &Rule)> + '_ {
         self.rules.iter().enumerate().filter(|(_, r)| r.enabled)
-    }
-
-    /// The rule with this ID, if any.
-    pub fn rule(&self, id: &str) -> Option<&Rule> {
-        self.rules.iter().find(|r| r.id == id)
     }
 }
 
@@ -111,16 +110,6 @@ pub struct Rule {
 }
 
 impl Rule {
-    /// The `when` expression as written, if the rule has one.
-    pub fn when_source(&self) -> Option<&str> {
-        self.when.as_ref().map(|e| e.source.as_str())
-    }
-
-    /// The `require` expression as written.
-    pub fn require_source(&self) -> &str {
-        &self.require.source
-    }
-
     /// The fixed failure `message`, if any.
     pub fn message(&self) -> Option<&str> {
         self.message.as_deref()

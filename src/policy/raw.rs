@@ -2,7 +2,7 @@
 //! file they were written, so that every later complaint can name a line and column.
 //!
 //! This layer knows TOML, not policies: it accepts any well-formed document. Validation
-//! against the policy schema happens in [`super::load`].
+//! against the policy schema happens in [`super::schema`].
 
 use std::ops::Range;
 
