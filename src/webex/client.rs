@@ -1,5 +1,5 @@
 //! Reading one line's Push-to-Talk settings: requests, paced and stoppable. What each
-//! answer means (the retry rules) is decided in [`super::decide`].
+//! answer means (the retry rules) is decided in `decide.rs`.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -166,7 +166,7 @@ impl WebexClient {
     /// Reads one line's Push-to-Talk settings, retrying per the contract. Returns the
     /// reason it could not, with status, API message, tracking ID and attempts.
     ///
-    /// The rules live in [`decide`]; this loop only sends, waits for the pacer, the
+    /// The rules live in `decide.rs`; this loop only sends, waits for the pacer, the
     /// backoff or the stop signal, and carries each decision out.
     pub async fn read_ptt(&self, id: &str) -> Result<Fetched, LineError> {
         let url = self.ptt_url(id);
