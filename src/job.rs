@@ -125,22 +125,9 @@ pub async fn run(
             );
             async move {
                 // A panic in one line's evaluation must not sink the run.
-                tokio::spawn(task).await.unwrap_or_else(|e| {
-                    let error = LineError::unrequested(
-                        ErrorKind::Decode,
-                        format!("internal error while auditing this line: {e}"),
-                    );
-                    LineReport {
-                        index,
-                        id,
-                        name,
-                        status: LineStatus::Error,
-                        read_at: None,
-                        settings: None,
-                        findings: eval::unreadable(&policies_for_panic, &error.message),
-                        error: Some(error),
-                    }
-                })
+                tokio::spawn(task)
+                    .await
+                    .unwrap_or_else(|e| panicked_line(index, id, name, &policies_for_panic, &e))
             }
         })
         .buffered(window);
@@ -200,6 +187,31 @@ pub fn exit_code(summary: &Summary, fail_on: FailOn, stopped: Option<StopReason>
         Exit::Failed
     } else {
         Exit::Ok
+    }
+}
+
+/// The report of a line whose task panicked: `internal`, since the fault is this
+/// tool's and neither the API's nor the line's; every rule `error`, never a pass.
+fn panicked_line(
+    index: usize,
+    id: String,
+    name: Option<String>,
+    policies: &PolicySet,
+    panic: &tokio::task::JoinError,
+) -> LineReport {
+    let error = LineError::unrequested(
+        ErrorKind::Internal,
+        format!("internal error while auditing this line: {panic}"),
+    );
+    LineReport {
+        index,
+        id,
+        name,
+        status: LineStatus::Error,
+        read_at: None,
+        settings: None,
+        findings: eval::unreadable(policies, &error.message),
+        error: Some(error),
     }
 }
 
@@ -275,5 +287,30 @@ pub fn load_policies(path: &std::path::Path) -> Result<PolicySet, UsageError> {
         Err(UsageError::NoEnabledRule {
             path: path.to_path_buf(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::RuleStatus;
+
+    #[tokio::test]
+    async fn a_panicking_line_is_an_internal_error_not_a_pass() {
+        let policies = crate::policy::load_str(
+            std::path::Path::new("t.toml"),
+            "[[rule]]\nid = \"A\"\ntitle = \"t\"\nseverity = \"low\"\nrequire = \"true\"\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let panic = tokio::spawn(async { panic!("boom") }).await.unwrap_err();
+        let report = panicked_line(7, "L7".into(), None, &policies, &panic);
+        assert_eq!((report.index, report.status), (7, LineStatus::Error));
+        let error = report.error.expect("an error");
+        assert_eq!(error.kind, ErrorKind::Internal);
+        assert_eq!(serde_json::to_value(&error).unwrap()["kind"], "internal");
+        assert_eq!(error.kind.as_str(), "internal");
+        assert!(error.message.contains("boom"), "{}", error.message);
+        let statuses: Vec<_> = report.findings.iter().map(|f| f.status).collect();
+        assert_eq!(statuses, [RuleStatus::Error]);
     }
 }

@@ -142,6 +142,9 @@ pub enum ErrorKind {
     NotAudited,
     /// The token was refused (401).
     Auth,
+    /// A bug in this tool (a panic) while auditing the line: not the API's fault, and
+    /// not a `decode` error, so nobody goes looking at the server for it.
+    Internal,
 }
 
 impl ErrorKind {
@@ -155,6 +158,7 @@ impl ErrorKind {
             ErrorKind::InvalidId => "invalid_id",
             ErrorKind::NotAudited => "not_audited",
             ErrorKind::Auth => "auth",
+            ErrorKind::Internal => "internal",
         }
     }
 }

@@ -1,16 +1,18 @@
-//! Reading one line's Push-to-Talk settings, with every retry rule applied here.
+//! Reading one line's Push-to-Talk settings: requests, paced and stoppable. What each
+//! answer means (the retry rules) is decided in `decide.rs`.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use chrono::{DateTime, Utc};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
-use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, RETRY_AFTER};
+use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION};
 use thiserror::Error;
 use url::Url;
 
+use super::decide::{backoff, decide, not_audited, Attempt, ForLine, ForRun, Tries, Wait};
 use super::pace::Pacer;
-use super::retry::{classify, parse_retry_after, transient_backoff, Verdict, THROTTLE_BUDGET};
 use super::stop::{Stop, StopReason};
 use super::token::Token;
 use crate::model::{ErrorKind, LineError};
@@ -113,19 +115,6 @@ pub struct WebexClient {
     stop: Stop,
 }
 
-/// What one attempt produced, before the retry decision.
-enum Attempt {
-    Answer {
-        status: reqwest::StatusCode,
-        headers: HeaderMap,
-        body: bytes::Bytes,
-    },
-    Failed {
-        kind: ErrorKind,
-        message: String,
-    },
-}
-
 impl WebexClient {
     /// Builds the client. `stop` is shared with whoever else may stop the run.
     pub fn new(config: &ClientConfig, token: &Token, stop: Stop) -> Result<Self, ClientError> {
@@ -176,131 +165,89 @@ impl WebexClient {
 
     /// Reads one line's Push-to-Talk settings, retrying per the contract. Returns the
     /// reason it could not, with status, API message, tracking ID and attempts.
+    ///
+    /// The rules live in `decide.rs`; this loop only sends, waits for the pacer, the
+    /// backoff or the stop signal, and carries each decision out.
     pub async fn read_ptt(&self, id: &str) -> Result<Fetched, LineError> {
         let url = self.ptt_url(id);
-        let mut attempts = 0u32;
-        let mut retries = 0u32;
-        let mut throttled = 0u32;
+        let mut tries = Tries::new(self.max_retries);
         loop {
-            let not_audited = |attempts, last: Option<LineError>| {
-                let mut e = LineError::unrequested(
-                    ErrorKind::NotAudited,
-                    match self.stop.reason() {
-                        Some(StopReason::Unauthorized) => {
-                            "not read: the run stopped after the API refused the token (401)"
-                        }
-                        _ => "not read: the run was interrupted",
-                    },
-                );
-                e.attempts = attempts;
-                if let Some(last) = last {
-                    e.message = format!("{}; last error: {}", e.message, last.message);
-                }
-                e
-            };
-            tokio::select! {
-                biased;
-                _ = self.stop.stopped() => return Err(not_audited(attempts, None)),
-                _ = self.pacer.acquire() => {}
+            if self.unless_stopped(self.pacer.acquire()).await.is_none() {
+                return Err(self.not_audited(tries.attempts, None));
             }
-            attempts += 1;
-            let attempt = tokio::select! {
-                biased;
-                _ = self.stop.stopped() => return Err(not_audited(attempts, None)),
-                a = self.send(&url) => a,
+            tries.attempts += 1;
+            let Some(attempt) = self.unless_stopped(self.send(&url)).await else {
+                return Err(self.not_audited(tries.attempts, None));
             };
-            let (error, wait) = match attempt {
-                Attempt::Answer {
-                    status,
-                    headers,
-                    body,
-                } => {
-                    let api_error = |kind, detail| {
-                        line_error(kind, Some(status), detail, &headers, &body, attempts)
-                    };
-                    let verdict = classify(status);
-                    if verdict != Verdict::Throttled {
-                        self.pacer.answered();
-                    }
-                    let retry_after = headers
-                        .get(RETRY_AFTER)
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| parse_retry_after(v, SystemTime::now()));
-                    match verdict {
-                        Verdict::Success => match decode(&body) {
-                            Ok(settings) => {
-                                return Ok(Fetched {
-                                    settings,
-                                    read_at: Utc::now(),
-                                    attempts,
-                                })
-                            }
-                            // A truncated or garbled 200 is retried like a transient
-                            // failure: a GET is safe to repeat.
-                            Err(message) => (api_error(ErrorKind::Decode, message), None),
-                        },
-                        Verdict::Throttled => {
-                            throttled += 1;
-                            // Every line waits out this answer's pause, even when this
-                            // line gives up.
-                            self.pacer.throttled(retry_after);
-                            if throttled > THROTTLE_BUDGET {
-                                return Err(api_error(ErrorKind::Http, String::new()));
-                            }
-                            // The pacer holds every request until the pause ends.
-                            continue;
-                        }
-                        Verdict::Unauthorized => {
-                            self.stop.trigger(StopReason::Unauthorized);
-                            let mut e = api_error(ErrorKind::Auth, String::new());
-                            e.message = format!(
-                                "the API refused the token (401): it is missing, wrong or expired; {}",
-                                e.message
-                            );
-                            return Err(e);
-                        }
-                        Verdict::Transient => {
-                            if let Some(d) = retry_after {
-                                self.pacer.pause_for(d);
-                            }
-                            (
-                                api_error(ErrorKind::Http, String::new()),
-                                retry_after.map(|_| Duration::ZERO),
-                            )
-                        }
-                        Verdict::Permanent => {
-                            return Err(api_error(ErrorKind::Http, String::new()))
-                        }
-                    }
+            let decision = decide(&attempt, &mut tries, SystemTime::now());
+            self.tell_run(decision.run);
+            let (error, wait) = match decision.line {
+                ForLine::Done(settings) => {
+                    return Ok(Fetched {
+                        settings,
+                        read_at: Utc::now(),
+                        attempts: tries.attempts,
+                    })
                 }
-                Attempt::Failed { kind, message } => (
-                    LineError {
-                        kind,
-                        http_status: None,
-                        message,
-                        tracking_id: None,
-                        attempts,
-                    },
-                    None,
-                ),
+                ForLine::GiveUp(error) => return Err(error),
+                // The pacer holds every request until the pause ends.
+                ForLine::Resend => continue,
+                ForLine::Retry { error, wait } => (error, wait),
             };
-            if retries >= self.max_retries {
-                return Err(error);
-            }
-            retries += 1;
-            let wait = wait.unwrap_or_else(|| transient_backoff(retries));
+            let wait = match wait {
+                Wait::Backoff { retry } => backoff(retry),
+                Wait::RunPause => Duration::ZERO,
+            };
             tracing::debug!(
                 line = id,
-                attempt = attempts,
+                attempt = tries.attempts,
                 kind = error.kind.as_str(),
                 wait_ms = wait.as_millis() as u64,
                 "retrying: {}",
                 error.message
             );
-            tokio::select! {
-                biased;
-                _ = self.stop.stopped() => return Err(not_audited(attempts, Some(error))),
-                _ = tokio::time::sleep(wait) => {}
+            if self
+                .unless_stopped(tokio::time::sleep(wait))
+                .await
+                .is_none()
+            {
+                return Err(self.not_audited(tries.attempts, Some(error)));
+            }
+        }
+    }
+
+    /// Runs `work` unless the run stops first. The stop signal is polled first, so
+    /// nothing new starts once a 401 or a signal has stopped the run.
+    async fn unless_stopped<T>(&self, work: impl Future<Output = T>) -> Option<T> {
+        tokio::select! {
+            biased;
+            _ = self.stop.stopped() => None,
+            done = work => Some(done),
+        }
+    }
+
+    fn not_audited(&self, attempts: u32, last: Option<LineError>) -> LineError {
+        not_audited(self.stop.reason(), attempts, last)
+    }
+
+    /// What every line must learn from one answer: the pacer's counts and pauses, and
+    /// a 401's stop.
+    fn tell_run(&self, run: ForRun) {
+        match run {
+            ForRun::Nothing => {}
+            ForRun::Answered { pause } => {
+                self.pacer.answered();
+                if let Some(pause) = pause {
+                    self.pacer.pause_for(pause);
+                }
+            }
+            // Every line waits out this answer's pause, even when this line gives up.
+            ForRun::Throttled { retry_after } => {
+                self.pacer.throttled(retry_after);
+            }
+            ForRun::Unauthorized => {
+                self.pacer.answered();
+                self.stop.trigger(StopReason::Unauthorized);
             }
         }
     }
@@ -350,94 +297,6 @@ fn failed(e: &reqwest::Error) -> Attempt {
     Attempt::Failed { kind, message }
 }
 
-/// Fields the API marks required in a PTT settings answer. A 200 without them is not
-/// the line's settings (a proxy's page, an error body, an API change) and must not be
-/// evaluated: rules that only look at `members` would pass it.
-pub const REQUIRED_FIELDS: [&str; 3] = ["allowAutoAnswer", "connectionType", "accessType"];
-
-fn decode(body: &[u8]) -> Result<serde_json::Value, String> {
-    match serde_json::from_slice::<serde_json::Value>(body) {
-        Ok(serde_json::Value::Object(map)) => {
-            let missing: Vec<&str> = REQUIRED_FIELDS
-                .into_iter()
-                .filter(|f| map.get(*f).is_none_or(serde_json::Value::is_null))
-                .collect();
-            if missing.is_empty() {
-                Ok(serde_json::Value::Object(map))
-            } else {
-                Err(format!(
-                    "the answer is not PTT settings: required field(s) {} missing",
-                    missing.join(", ")
-                ))
-            }
-        }
-        Ok(other) => Err(format!(
-            "expected a JSON object, got {}",
-            match other {
-                serde_json::Value::Array(_) => "an array",
-                serde_json::Value::Null => "null",
-                serde_json::Value::String(_) => "a string",
-                serde_json::Value::Number(_) => "a number",
-                _ => "a boolean",
-            }
-        )),
-        Err(e) => Err(format!("response body is not valid JSON: {e}")),
-    }
-}
-
-/// Builds the error for an HTTP answer, with the API's `message` and tracking ID.
-fn line_error(
-    kind: ErrorKind,
-    status: Option<reqwest::StatusCode>,
-    detail: String,
-    headers: &HeaderMap,
-    body: &[u8],
-    attempts: u32,
-) -> LineError {
-    #[derive(serde::Deserialize)]
-    struct ApiError {
-        message: Option<String>,
-        #[serde(rename = "trackingId")]
-        tracking_id: Option<String>,
-        errors: Option<Vec<ApiErrorItem>>,
-    }
-    #[derive(serde::Deserialize)]
-    struct ApiErrorItem {
-        description: Option<String>,
-    }
-    let api: Option<ApiError> = serde_json::from_slice(body).ok();
-    let header_tracking = headers
-        .get("trackingid")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    let api_message = api.as_ref().and_then(|a| {
-        a.message.clone().or_else(|| {
-            a.errors
-                .as_ref()
-                .and_then(|e| e.iter().find_map(|i| i.description.clone()))
-        })
-    });
-    let mut message = match status {
-        Some(s) => format!("HTTP {} {}", s.as_u16(), s.canonical_reason().unwrap_or(""))
-            .trim_end()
-            .to_string(),
-        None => String::new(),
-    };
-    for part in [api_message, Some(detail)].into_iter().flatten() {
-        if !part.is_empty() {
-            message.push_str(": ");
-            message.push_str(&part);
-        }
-    }
-    LineError {
-        kind,
-        http_status: status.map(|s| s.as_u16()),
-        message,
-        tracking_id: api.and_then(|a| a.tracking_id).or(header_tracking),
-        attempts,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -473,34 +332,5 @@ mod tests {
             c.ptt_url("a/b?c#d%e é"),
             "https://webexapis.com/v1/telephony/config/virtualLines/a%2Fb%3Fc%23d%25e%20%C3%A9/pushToTalk?orgId=org%2F1+%26x"
         );
-    }
-
-    #[test]
-    fn api_error_fields_are_kept() {
-        let mut headers = HeaderMap::new();
-        headers.insert("TrackingID", HeaderValue::from_static("HDR_1"));
-        let body =
-            br#"{"message":"Line not found","errors":[{"description":"x"}],"trackingId":"BODY_1"}"#;
-        let e = line_error(
-            ErrorKind::Http,
-            Some(reqwest::StatusCode::NOT_FOUND),
-            String::new(),
-            &headers,
-            body,
-            1,
-        );
-        assert_eq!(e.tracking_id.as_deref(), Some("BODY_1"));
-        assert_eq!(e.message, "HTTP 404 Not Found: Line not found");
-        let e = line_error(
-            ErrorKind::Http,
-            Some(reqwest::StatusCode::FORBIDDEN),
-            String::new(),
-            &headers,
-            b"",
-            2,
-        );
-        assert_eq!(e.tracking_id.as_deref(), Some("HDR_1"));
-        assert_eq!(e.http_status, Some(403));
-        assert_eq!(e.attempts, 2);
     }
 }

@@ -1,8 +1,13 @@
 //! The Webex API client: one HTTP client, one pacer, retries in one place.
+//!
+//! `client` sends and waits; `decide` holds the retry rules as a pure function of
+//! one attempt; `answer` reads bodies (settings, the API's errors); `pace` decides
+//! when a request may start; `stop` ends the run early.
 
+mod answer;
 mod client;
+mod decide;
 pub mod pace;
-pub mod retry;
 mod stop;
 mod token;
 

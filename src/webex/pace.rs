@@ -286,6 +286,22 @@ mod tests {
         }
     }
 
+    /// Burst 1: once a request has started, the next waits a whole period. A busy
+    /// machine can only make the timeout expire later, never let the second request
+    /// through sooner, so this cannot flake.
+    #[tokio::test]
+    async fn the_ceiling_allows_no_burst() {
+        let pacer = Pacer::new(Some(0.01)); // one request per 100 s
+        tokio::time::timeout(Duration::from_secs(60), pacer.acquire())
+            .await
+            .expect("the first request starts at once");
+        let second = tokio::time::timeout(Duration::from_millis(100), pacer.acquire()).await;
+        assert!(
+            second.is_err(),
+            "a second request started within the period"
+        );
+    }
+
     #[tokio::test]
     async fn a_429_pauses_every_caller_and_lowers_the_pace() {
         let pacer = Pacer::new(Some(100.0));
@@ -334,7 +350,10 @@ mod tests {
         }
     }
 
-    #[tokio::test]
+    // Paused time: the 20 answers below take no virtual time however slow the
+    // machine is, so they are always counted over the one-second floor. In wall-clock
+    // time a machine too busy to send them within a second measured less than 20/s.
+    #[tokio::test(start_paused = true)]
     async fn too_few_answers_halve_the_pace_and_enough_answers_measure_it() {
         // Refused at the second request: one answer says nothing about the server.
         let pacer = Pacer::new(Some(100.0));
@@ -344,7 +363,7 @@ mod tests {
         let rate = pacer.adaptive_rate().unwrap();
         assert!((rate - THROTTLE_FACTOR * 50.0).abs() < 1e-9, "{rate}");
 
-        // 20 answers in ~0.2 s, counted over one second: the server took 20/s.
+        // 20 answers within a second, counted over one second: the server took 20/s.
         let pacer = Pacer::new(Some(100.0));
         for _ in 0..20 {
             pacer.acquire().await;
