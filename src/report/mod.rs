@@ -16,12 +16,12 @@
 //! findings CSV and the summary counts all use these same results, so they agree.
 
 pub mod atomic;
+mod counts;
 pub mod csv;
 pub mod json;
 pub mod summary;
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -29,11 +29,11 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use serde::Serialize;
 
-use crate::model::{Finding, LineReport, LineStatus, RuleStatus, Severity};
+use crate::model::{Finding, LineReport, LineStatus};
 use crate::policy::PolicySet;
 
+pub use self::counts::{ChangeCounts, LineCounts, ResultCounts, SeverityCounts, Summary};
 pub use self::csv::{neutralise, unneutralise};
 pub use self::summary::render_summary;
 
@@ -202,194 +202,6 @@ impl ReportError {
     /// name between our listing and our create).
     fn is_already_exists(&self) -> bool {
         matches!(self, ReportError::Io { source, .. } if source.kind() == io::ErrorKind::AlreadyExists)
-    }
-}
-
-/// Line counts by status (contract key `summary.lines`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct LineCounts {
-    /// Every line.
-    pub total: u64,
-    /// `compliant` lines.
-    pub compliant: u64,
-    /// `non_compliant` lines.
-    pub non_compliant: u64,
-    /// `error` lines.
-    pub error: u64,
-    /// `invalid` lines.
-    pub invalid: u64,
-    /// `not_audited` lines.
-    pub not_audited: u64,
-}
-
-impl LineCounts {
-    /// The count for one status.
-    pub fn get(&self, status: LineStatus) -> u64 {
-        match status {
-            LineStatus::Compliant => self.compliant,
-            LineStatus::NonCompliant => self.non_compliant,
-            LineStatus::Error => self.error,
-            LineStatus::Invalid => self.invalid,
-            LineStatus::NotAudited => self.not_audited,
-        }
-    }
-}
-
-/// Result counts by status (contract key `summary.results`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct ResultCounts {
-    /// `pass` results.
-    pub pass: u64,
-    /// `fail` results.
-    pub fail: u64,
-    /// `waived` results.
-    pub waived: u64,
-    /// `not_applicable` results.
-    pub not_applicable: u64,
-    /// `error` results.
-    pub error: u64,
-}
-
-impl ResultCounts {
-    /// The count for one status.
-    pub fn get(&self, status: RuleStatus) -> u64 {
-        match status {
-            RuleStatus::Pass => self.pass,
-            RuleStatus::Fail => self.fail,
-            RuleStatus::Waived => self.waived,
-            RuleStatus::NotApplicable => self.not_applicable,
-            RuleStatus::Error => self.error,
-        }
-    }
-
-    /// All results: one per line and enabled rule.
-    pub fn total(&self) -> u64 {
-        self.pass + self.fail + self.waived + self.not_applicable + self.error
-    }
-}
-
-/// `fail` results by the failing rule's severity (contract key `summary.fail_by_severity`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct SeverityCounts {
-    /// Low.
-    pub low: u64,
-    /// Medium.
-    pub medium: u64,
-    /// High.
-    pub high: u64,
-    /// Critical.
-    pub critical: u64,
-}
-
-impl SeverityCounts {
-    /// The count for one severity.
-    pub fn get(&self, s: Severity) -> u64 {
-        match s {
-            Severity::Low => self.low,
-            Severity::Medium => self.medium,
-            Severity::High => self.high,
-            Severity::Critical => self.critical,
-        }
-    }
-
-    fn bump(&mut self, s: Severity) {
-        match s {
-            Severity::Low => self.low += 1,
-            Severity::Medium => self.medium += 1,
-            Severity::High => self.high += 1,
-            Severity::Critical => self.critical += 1,
-        }
-    }
-}
-
-/// The run's counts; serialises to exactly the contract's `summary` object.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct Summary {
-    /// Lines by status.
-    pub lines: LineCounts,
-    /// Results by status.
-    pub results: ResultCounts,
-    /// `fail` results by severity.
-    pub fail_by_severity: SeverityCounts,
-    /// Rule index (into `PolicySet::rules`) → number of `fail` results, for the human
-    /// summary. Not part of the JSON `summary` object.
-    #[serde(skip)]
-    pub failing_rules: BTreeMap<usize, u64>,
-    /// Results by change since the previous report; only with `audit --previous`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub changes: Option<ChangeCounts>,
-}
-
-/// Results by [`Change`](crate::model::Change), for `summary.changes`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct ChangeCounts {
-    /// Not in the previous report.
-    pub new: u64,
-    /// Same status.
-    pub unchanged: u64,
-    /// Fail now, did not before.
-    pub regressed: u64,
-    /// Failed before, not now.
-    pub resolved: u64,
-    /// Any other change.
-    pub changed: u64,
-}
-
-impl Summary {
-    /// Counts one line and its results (as [`effective_findings`] gives them).
-    ///
-    /// A result naming a rule the set does not have is counted by status but cannot be
-    /// attributed to a severity; the writers report it as an error.
-    pub fn add(&mut self, line: &LineReport, policies: &PolicySet) {
-        let l = &mut self.lines;
-        l.total += 1;
-        match line.status {
-            LineStatus::Compliant => l.compliant += 1,
-            LineStatus::NonCompliant => l.non_compliant += 1,
-            LineStatus::Error => l.error += 1,
-            LineStatus::Invalid => l.invalid += 1,
-            LineStatus::NotAudited => l.not_audited += 1,
-        }
-        for f in effective_findings(line, policies).iter() {
-            let r = &mut self.results;
-            match f.status {
-                RuleStatus::Pass => r.pass += 1,
-                RuleStatus::Fail => r.fail += 1,
-                RuleStatus::Waived => r.waived += 1,
-                RuleStatus::NotApplicable => r.not_applicable += 1,
-                RuleStatus::Error => r.error += 1,
-            }
-            if let Some(change) = f.change {
-                let c = self.changes.get_or_insert_with(ChangeCounts::default);
-                *match change {
-                    crate::model::Change::New => &mut c.new,
-                    crate::model::Change::Unchanged => &mut c.unchanged,
-                    crate::model::Change::Regressed => &mut c.regressed,
-                    crate::model::Change::Resolved => &mut c.resolved,
-                    crate::model::Change::Changed => &mut c.changed,
-                } += 1;
-            }
-            if f.status == RuleStatus::Fail {
-                if let Some(rule) = policies.rules.get(f.rule) {
-                    self.fail_by_severity.bump(rule.severity);
-                    *self.failing_rules.entry(f.rule).or_insert(0) += 1;
-                }
-            }
-        }
-    }
-
-    /// `fail` results whose rule is at least `threshold` severe (for `--fail-on`).
-    pub fn fails_at_or_above(&self, threshold: Severity) -> u64 {
-        Severity::ALL
-            .into_iter()
-            .filter(|s| *s >= threshold)
-            .map(|s| self.fail_by_severity.get(s))
-            .sum()
-    }
-
-    /// True when some line is `error`, `invalid` or `not_audited` (exit code 3).
-    pub fn is_incomplete(&self) -> bool {
-        self.lines.error + self.lines.invalid + self.lines.not_audited > 0
     }
 }
 
@@ -704,22 +516,5 @@ mod tests {
         // The audit driver owns the reports inside a tokio task.
         fn assert_send<T: Send>() {}
         assert_send::<Reports>();
-    }
-
-    #[test]
-    fn fails_at_or_above_counts_threshold_and_higher() {
-        let s = Summary {
-            fail_by_severity: SeverityCounts {
-                low: 1,
-                medium: 2,
-                high: 4,
-                critical: 8,
-            },
-            ..Summary::default()
-        };
-        assert_eq!(s.fails_at_or_above(Severity::Low), 15);
-        assert_eq!(s.fails_at_or_above(Severity::High), 12);
-        assert_eq!(s.fails_at_or_above(Severity::Critical), 8);
-        assert!(!s.is_incomplete());
     }
 }
