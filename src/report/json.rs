@@ -17,7 +17,8 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
-use super::atomic::{AtomicFile, TempFile};
+use super::atomic::{temp_name, AtomicFile, TempFile};
+use super::naming::file_name;
 use super::{
     effective_findings, rfc3339, ReportError, ReportWriter, RunEnd, RunMeta, Summary, WaiverState,
 };
@@ -78,8 +79,8 @@ impl JsonWriter {
         meta: RunMeta,
         policies: Arc<PolicySet>,
     ) -> Result<JsonWriter, ReportError> {
-        let out = AtomicFile::create(dir, &format!("{stem}.json"))?;
-        let spool = TempFile::create_new(dir.join(format!(".{stem}.json.lines.tmp")))?;
+        let out = AtomicFile::create(dir, &file_name(stem, ".json"))?;
+        let spool = TempFile::create_new(dir.join(temp_name(&file_name(stem, ".json.lines"))))?;
         Ok(JsonWriter {
             out,
             spool,

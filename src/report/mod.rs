@@ -19,6 +19,7 @@ pub mod atomic;
 mod counts;
 pub mod csv;
 pub mod json;
+mod naming;
 pub mod summary;
 
 use std::borrow::Cow;
@@ -35,6 +36,7 @@ use crate::policy::PolicySet;
 
 pub use self::counts::{ChangeCounts, LineCounts, ResultCounts, SeverityCounts, Summary};
 pub use self::csv::{neutralise, unneutralise};
+pub use self::naming::base_stem;
 pub use self::summary::render_summary;
 
 /// One report format of `--format`.
@@ -268,27 +270,6 @@ pub fn rfc3339(t: &DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
-/// The unsuffixed report stem for a run started at `t`: `ptt-audit-YYYYMMDDTHHMMSSZ`.
-pub fn base_stem(t: &DateTime<Utc>) -> String {
-    format!("ptt-audit-{}", t.format("%Y%m%dT%H%M%SZ"))
-}
-
-/// Whether a file named `name` belongs to `stem`: `STEM`, `STEM.…`, `STEM-…`, or the
-/// same hidden (temporary) names.
-///
-/// Deliberately broad: `STEM-2.json` also claims `STEM`, which only means a later run
-/// skips a stem that an earlier run's suffix already implies is taken.
-fn belongs_to_stem(name: &str, stem: &str) -> bool {
-    let name = name.strip_prefix('.').unwrap_or(name);
-    match name.strip_prefix(stem) {
-        Some(rest) => rest.is_empty() || rest.starts_with('.') || rest.starts_with('-'),
-        None => false,
-    }
-}
-
-/// The highest suffix tried before giving up on finding a free stem.
-const MAX_SUFFIX: u32 = 1000;
-
 /// One format's streaming writer.
 pub trait ReportWriter: Send {
     /// Writes one line (and its results), in input order.
@@ -337,36 +318,19 @@ impl Reports {
         meta: RunMeta,
         policies: Arc<PolicySet>,
     ) -> Result<Reports, ReportError> {
-        let dir_err = |source| ReportError::Dir {
+        fs::create_dir_all(out_dir).map_err(|source| ReportError::Dir {
             path: out_dir.to_path_buf(),
             source,
-        };
-        fs::create_dir_all(out_dir).map_err(dir_err)?;
+        })?;
         let base = base_stem(&meta.started_at);
-        let mut existing = Vec::new();
-        for entry in fs::read_dir(out_dir).map_err(dir_err)? {
-            let entry = entry.map_err(dir_err)?;
-            if let Some(name) = entry.file_name().to_str() {
-                if belongs_to_stem(name, &base) {
-                    existing.push(name.to_string());
-                }
-            }
-        }
+        let taken = naming::names_claiming(out_dir, &base)?;
         let mut unique = Vec::new();
         for f in formats {
             if !unique.contains(f) {
                 unique.push(*f);
             }
         }
-        for n in 1..=MAX_SUFFIX {
-            let stem = if n == 1 {
-                base.clone()
-            } else {
-                format!("{base}-{n}")
-            };
-            if existing.iter().any(|name| belongs_to_stem(name, &stem)) {
-                continue;
-            }
+        for stem in naming::free_stems(&base, &taken) {
             match open_writers(out_dir, &stem, &unique, &meta, &policies) {
                 Ok(writers) => {
                     return Ok(Reports {
@@ -386,7 +350,7 @@ impl Reports {
         Err(ReportError::NoFreeStem {
             dir: out_dir.to_path_buf(),
             stem: base,
-            last: MAX_SUFFIX,
+            last: naming::MAX_SUFFIX,
         })
     }
 
@@ -462,7 +426,6 @@ fn open_writers(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::TimeZone;
 
     #[test]
     fn format_list_parses_case_insensitive_trimmed_and_dedups() {
@@ -487,28 +450,6 @@ mod tests {
             Format::parse_list("json,"),
             Err(FormatError::Unknown(String::new()))
         );
-    }
-
-    #[test]
-    fn stem_is_utc_start_time() {
-        let t = Utc.with_ymd_and_hms(2026, 11, 29, 3, 20, 56).unwrap();
-        assert_eq!(base_stem(&t), "ptt-audit-20261129T032056Z");
-        assert_eq!(rfc3339(&t), "2026-11-29T03:20:56Z");
-    }
-
-    #[test]
-    fn stem_ownership() {
-        let s = "ptt-audit-20261129T032056Z";
-        assert!(belongs_to_stem("ptt-audit-20261129T032056Z.json", s));
-        assert!(belongs_to_stem("ptt-audit-20261129T032056Z-lines.csv", s));
-        assert!(belongs_to_stem(".ptt-audit-20261129T032056Z.json.tmp", s));
-        assert!(belongs_to_stem("ptt-audit-20261129T032056Z", s));
-        assert!(!belongs_to_stem("ptt-audit-20261129T032056Zx.json", s));
-        assert!(!belongs_to_stem("ptt-audit-20261129T032057Z.json", s));
-        assert!(!belongs_to_stem(
-            "ptt-audit-20261129T032056Z-2.json",
-            "ptt-audit-20261129T032056Z-3"
-        ));
     }
 
     #[test]
