@@ -18,6 +18,7 @@
 pub mod atomic;
 mod counts;
 pub mod csv;
+mod format;
 pub mod json;
 mod naming;
 pub mod summary;
@@ -26,7 +27,6 @@ use std::borrow::Cow;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::sync::Arc;
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -36,75 +36,9 @@ use crate::policy::PolicySet;
 
 pub use self::counts::{ChangeCounts, LineCounts, ResultCounts, SeverityCounts, Summary};
 pub use self::csv::{neutralise, unneutralise};
+pub use self::format::{Format, FormatError, ReportWriter};
 pub use self::naming::base_stem;
 pub use self::summary::render_summary;
-
-/// One report format of `--format`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Format {
-    /// `STEM.json`.
-    Json,
-    /// `STEM-findings.csv` and `STEM-lines.csv`.
-    Csv,
-}
-
-impl Format {
-    /// The `--format` spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Format::Json => "json",
-            Format::Csv => "csv",
-        }
-    }
-
-    /// Parses a `--format` list such as `json,csv`: entries case-insensitive and trimmed,
-    /// duplicates dropped (first position kept).
-    pub fn parse_list(list: &str) -> Result<Vec<Format>, FormatError> {
-        if list.trim().is_empty() {
-            return Err(FormatError::Empty);
-        }
-        let mut out = Vec::new();
-        for entry in list.split(',') {
-            let f: Format = entry.parse()?;
-            if !out.contains(&f) {
-                out.push(f);
-            }
-        }
-        Ok(out)
-    }
-}
-
-impl FromStr for Format {
-    type Err = FormatError;
-
-    fn from_str(s: &str) -> Result<Format, FormatError> {
-        let t = s.trim();
-        if t.eq_ignore_ascii_case("json") {
-            Ok(Format::Json)
-        } else if t.eq_ignore_ascii_case("csv") {
-            Ok(Format::Csv)
-        } else {
-            Err(FormatError::Unknown(t.to_string()))
-        }
-    }
-}
-
-impl std::fmt::Display for Format {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// A bad `--format` value.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum FormatError {
-    /// An entry that is neither `json` nor `csv`.
-    #[error("unknown report format {0:?} in --format: expected json, csv or json,csv")]
-    Unknown(String),
-    /// Nothing at all.
-    #[error("--format is empty: expected json, csv or json,csv")]
-    Empty,
-}
 
 /// What is known about the run when it starts.
 #[derive(Debug, Clone)]
@@ -270,22 +204,6 @@ pub fn rfc3339(t: &DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
-/// One format's streaming writer.
-pub trait ReportWriter: Send {
-    /// Writes one line (and its results), in input order.
-    fn write_line(&mut self, line: &LineReport) -> Result<(), ReportError>;
-
-    /// Completes and syncs the files, still under their temporary names (the caller
-    /// renames every format's files together). `waivers` holds one state per
-    /// `PolicySet::waivers` entry, same order.
-    fn finish(
-        self: Box<Self>,
-        summary: &Summary,
-        end: &RunEnd,
-        waivers: &[WaiverState],
-    ) -> Result<Vec<atomic::Sealed>, ReportError>;
-}
-
 /// The reports of one run: a writer per chosen format, and the summary counts.
 pub struct Reports {
     stem: String,
@@ -396,6 +314,8 @@ impl Reports {
     }
 }
 
+/// Opens every format's writer under `stem`; on an error, the writers opened so far
+/// are dropped, which removes their temporary files.
 fn open_writers(
     dir: &Path,
     stem: &str,
@@ -403,54 +323,15 @@ fn open_writers(
     meta: &RunMeta,
     policies: &Arc<PolicySet>,
 ) -> Result<Vec<Box<dyn ReportWriter>>, ReportError> {
-    let mut writers: Vec<Box<dyn ReportWriter>> = Vec::new();
-    for f in formats {
-        match f {
-            Format::Json => writers.push(Box::new(json::JsonWriter::create(
-                dir,
-                stem,
-                meta.clone(),
-                Arc::clone(policies),
-            )?)),
-            Format::Csv => writers.push(Box::new(self::csv::CsvWriter::create(
-                dir,
-                stem,
-                meta,
-                Arc::clone(policies),
-            )?)),
-        }
-    }
-    Ok(writers)
+    formats
+        .iter()
+        .map(|f| f.open(dir, stem, meta, policies))
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn format_list_parses_case_insensitive_trimmed_and_dedups() {
-        assert_eq!(
-            Format::parse_list("json,csv"),
-            Ok(vec![Format::Json, Format::Csv])
-        );
-        assert_eq!(
-            Format::parse_list(" CSV , Json ,csv"),
-            Ok(vec![Format::Csv, Format::Json])
-        );
-        assert_eq!(Format::parse_list("json"), Ok(vec![Format::Json]));
-    }
-
-    #[test]
-    fn format_list_error_names_the_bad_entry() {
-        let e = Format::parse_list("json, xml").expect_err("xml is not a format");
-        assert_eq!(e, FormatError::Unknown("xml".into()));
-        assert!(e.to_string().contains("\"xml\""), "{e}");
-        assert_eq!(Format::parse_list("  "), Err(FormatError::Empty));
-        assert_eq!(
-            Format::parse_list("json,"),
-            Err(FormatError::Unknown(String::new()))
-        );
-    }
 
     #[test]
     fn reports_can_move_between_threads() {
