@@ -11,7 +11,7 @@
 //! hidden `.…tmp` file, never a final one.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufRead, BufReader, BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use super::ReportError;
@@ -68,7 +68,7 @@ impl TempFile {
     /// Flushes what was written and returns a buffered reader from its start.
     ///
     /// Writing after reading is not supported (it would continue where reading stopped).
-    pub fn reader(&mut self) -> Result<impl Read + '_, ReportError> {
+    pub fn reader(&mut self) -> Result<impl BufRead + '_, ReportError> {
         let path = &self.path;
         let io_err = |source| ReportError::Io {
             path: path.clone(),
@@ -231,6 +231,7 @@ fn sync_parent(path: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Read;
 
     #[test]
     fn commit_renames_and_leaves_no_temp() {

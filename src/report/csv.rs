@@ -26,6 +26,7 @@ use ::csv::{Writer, WriterBuilder};
 use serde_json::Value;
 
 use super::atomic::{AtomicFile, Sealed};
+use super::naming::file_name;
 use super::{
     effective_findings, rfc3339, ReportError, ReportWriter, RunEnd, RunMeta, Summary, WaiverState,
 };
@@ -169,9 +170,9 @@ impl CsvWriter {
         meta: &RunMeta,
         policies: Arc<PolicySet>,
     ) -> Result<CsvWriter, ReportError> {
-        let findings_file = AtomicFile::create(dir, &format!("{stem}-findings.csv"))?;
+        let findings_file = AtomicFile::create(dir, &file_name(stem, "-findings.csv"))?;
         let findings_path = findings_file.temp_path().to_path_buf();
-        let lines_file = AtomicFile::create(dir, &format!("{stem}-lines.csv"))?;
+        let lines_file = AtomicFile::create(dir, &file_name(stem, "-lines.csv"))?;
         let lines_path = lines_file.temp_path().to_path_buf();
         let mut findings = WriterBuilder::new().from_writer(findings_file);
         let mut lines = WriterBuilder::new().from_writer(lines_file);

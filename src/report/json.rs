@@ -1,28 +1,33 @@
 //! `STEM.json` (`CONTRACT.md` §6).
 //!
 //! The contract puts `lines` last, after `summary`, which is known only at the end.
-//! So each line object is written, one per text line, to a hidden spool file
-//! (`.STEM.json.lines.tmp`) as it arrives; [`finish`](ReportWriter::finish) writes the
-//! header keys pretty-printed in contract order, then `"lines": [`, copies the spool,
-//! and closes the array and the object. Memory holds one line at a time.
+//! So each line object is written, compact and one per text line, to a hidden spool
+//! file (`.STEM.json.lines.tmp`) as it arrives. [`finish`](ReportWriter::finish)
+//! serialises the whole report, pretty-printed in contract order, with `lines` read
+//! back from the spool one object at a time and embedded as it was written: memory
+//! holds one line at a time.
 //!
 //! Extra keys (allowed by the contract, never renamed): `rules[].enabled`,
 //! `description`, `remediation`, `references`; `lines[].name` (the input's name, or
 //! null); `results[].waiver` (`{reason, expires, state}`, only when a waiver matched).
 
-use std::io::{self, Write};
+use std::cell::RefCell;
+use std::io::{self, BufRead, Write};
 use std::path::Path;
 use std::sync::Arc;
 
-use serde::Serialize;
-use serde_json::{json, Map, Value};
+use serde::ser::{Error as _, SerializeSeq};
+use serde::{Serialize, Serializer};
+use serde_json::value::RawValue;
+use serde_json::Value;
 
-use super::atomic::{AtomicFile, TempFile};
+use super::atomic::{temp_name, AtomicFile, Sealed, TempFile};
+use super::naming::file_name;
 use super::{
     effective_findings, rfc3339, ReportError, ReportWriter, RunEnd, RunMeta, Summary, WaiverState,
 };
 use crate::model::{Change, LineError, LineReport, LineStatus, RuleStatus, Severity};
-use crate::policy::PolicySet;
+use crate::policy::{PolicySet, PolicySource};
 
 /// The `schema_version` this writer produces.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -32,11 +37,61 @@ pub const SCHEMA_VERSION: u32 = 1;
 pub struct JsonWriter {
     /// The final file, created (empty) at the start so that its name is reserved.
     out: AtomicFile,
-    /// Line objects so far, comma-separated.
+    /// Line objects so far, one per text line.
     spool: TempFile,
-    lines_written: u64,
     meta: RunMeta,
     policies: Arc<PolicySet>,
+}
+
+/// The whole report, keys in contract order.
+#[derive(Serialize)]
+struct JsonReport<'a> {
+    schema_version: u32,
+    tool: JsonTool<'a>,
+    run: JsonRun<'a>,
+    summary: &'a Summary,
+    rules: Vec<JsonRule<'a>>,
+    waivers: Vec<JsonWaiverEntry<'a>>,
+    lines: SpooledLines<'a>,
+}
+
+#[derive(Serialize)]
+struct JsonTool<'a> {
+    name: &'static str,
+    version: &'a str,
+}
+
+#[derive(Serialize)]
+struct JsonRun<'a> {
+    id: &'a str,
+    started_at: String,
+    finished_at: String,
+    org_id: Option<&'a str>,
+    base_url: &'a str,
+    complete: bool,
+    exit_code: i32,
+    policies: &'a [PolicySource],
+}
+
+#[derive(Serialize)]
+struct JsonRule<'a> {
+    id: &'a str,
+    title: &'a str,
+    severity: Severity,
+    enabled: bool,
+    description: Option<&'a str>,
+    remediation: Option<&'a str>,
+    references: &'a [String],
+}
+
+/// An entry of the top-level `waivers`.
+#[derive(Serialize)]
+struct JsonWaiverEntry<'a> {
+    rule: &'a str,
+    line: &'a str,
+    reason: &'a str,
+    expires: String,
+    state: WaiverState,
 }
 
 #[derive(Serialize)]
@@ -62,12 +117,48 @@ struct JsonResult<'a> {
     change: Option<Change>,
 }
 
+/// A result's `waiver`.
 #[derive(Serialize)]
 struct JsonWaiver<'a> {
     reason: &'a str,
     expires: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     state: Option<WaiverState>,
+}
+
+/// The `lines` array, serialised from the spool without holding it in memory.
+///
+/// Each spooled line object is embedded verbatim (as a [`RawValue`]), so the lines
+/// stay compact, one per text line, inside the pretty-printed report.
+struct SpooledLines<'a> {
+    /// `serialize` takes `&self` but has to read.
+    reader: RefCell<&'a mut dyn BufRead>,
+    /// A read error, kept so that it is reported as the I/O error it is rather than
+    /// as a JSON error.
+    read_error: RefCell<Option<io::Error>>,
+}
+
+impl Serialize for SpooledLines<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut reader = self.reader.borrow_mut();
+        let mut seq = serializer.serialize_seq(None)?;
+        let mut text = String::new();
+        loop {
+            text.clear();
+            match reader.read_line(&mut text) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) => {
+                    let message = e.to_string();
+                    *self.read_error.borrow_mut() = Some(e);
+                    return Err(S::Error::custom(message));
+                }
+            }
+            let raw: &RawValue = serde_json::from_str(text.trim_end()).map_err(S::Error::custom)?;
+            seq.serialize_element(raw)?;
+        }
+        seq.end()
+    }
 }
 
 impl JsonWriter {
@@ -78,84 +169,14 @@ impl JsonWriter {
         meta: RunMeta,
         policies: Arc<PolicySet>,
     ) -> Result<JsonWriter, ReportError> {
-        let out = AtomicFile::create(dir, &format!("{stem}.json"))?;
-        let spool = TempFile::create_new(dir.join(format!(".{stem}.json.lines.tmp")))?;
+        let out = AtomicFile::create(dir, &file_name(stem, ".json"))?;
+        let spool = TempFile::create_new(dir.join(temp_name(&file_name(stem, ".json.lines"))))?;
         Ok(JsonWriter {
             out,
             spool,
-            lines_written: 0,
             meta,
             policies,
         })
-    }
-
-    fn header(
-        &self,
-        summary: &Summary,
-        end: &RunEnd,
-        waivers: &[WaiverState],
-    ) -> Result<Map<String, Value>, ReportError> {
-        let p = &*self.policies;
-        let json_err = |source| ReportError::Json {
-            path: self.out.final_path().to_path_buf(),
-            source,
-        };
-        let rules: Vec<Value> = p
-            .rules
-            .iter()
-            .map(|r| {
-                json!({
-                    "id": r.id,
-                    "title": r.title,
-                    "severity": r.severity,
-                    "enabled": r.enabled,
-                    "description": r.description,
-                    "remediation": r.remediation,
-                    "references": r.references,
-                })
-            })
-            .collect();
-        let waivers: Vec<Value> = p
-            .waivers
-            .iter()
-            .enumerate()
-            .map(|(i, w)| {
-                let state = waivers.get(i).copied().unwrap_or(WaiverState::Unused);
-                json!({
-                    "rule": w.rule,
-                    "line": w.line,
-                    "reason": w.reason,
-                    "expires": w.expires.format("%Y-%m-%d").to_string(),
-                    "state": state,
-                })
-            })
-            .collect();
-        let mut h = Map::new();
-        h.insert("schema_version".into(), json!(SCHEMA_VERSION));
-        h.insert(
-            "tool".into(),
-            json!({"name": "ptt-audit", "version": self.meta.tool_version}),
-        );
-        h.insert(
-            "run".into(),
-            json!({
-                "id": self.meta.run_id,
-                "started_at": rfc3339(&self.meta.started_at),
-                "finished_at": rfc3339(&end.finished_at),
-                "org_id": self.meta.org_id,
-                "base_url": self.meta.base_url,
-                "complete": end.complete,
-                "exit_code": end.exit_code,
-                "policies": p.sources,
-            }),
-        );
-        h.insert(
-            "summary".into(),
-            serde_json::to_value(summary).map_err(json_err)?,
-        );
-        h.insert("rules".into(), Value::Array(rules));
-        h.insert("waivers".into(), Value::Array(waivers));
-        Ok(h)
     }
 }
 
@@ -193,22 +214,16 @@ impl ReportWriter for JsonWriter {
             error: line.error.as_ref(),
             name: line.name.as_deref(),
         };
-        let sep: &[u8] = if self.lines_written == 0 {
-            b"\n    "
-        } else {
-            b",\n    "
-        };
         let path = self.spool.path().to_path_buf();
+        // Compact JSON escapes every newline inside strings, so the spool holds exactly
+        // one object per text line.
+        serde_json::to_writer(&mut self.spool, &obj).map_err(|source| ReportError::Json {
+            path: path.clone(),
+            source,
+        })?;
         self.spool
-            .write_all(sep)
-            .map_err(|source| ReportError::Io {
-                path: path.clone(),
-                source,
-            })?;
-        serde_json::to_writer(&mut self.spool, &obj)
-            .map_err(|source| ReportError::Json { path, source })?;
-        self.lines_written += 1;
-        Ok(())
+            .write_all(b"\n")
+            .map_err(|source| ReportError::Io { path, source })
     }
 
     fn finish(
@@ -216,42 +231,142 @@ impl ReportWriter for JsonWriter {
         summary: &Summary,
         end: &RunEnd,
         waivers: &[WaiverState],
-    ) -> Result<Vec<super::atomic::Sealed>, ReportError> {
-        let header = self.header(summary, end, waivers)?;
-        let out_path = self.out.temp_path().to_path_buf();
-        let io_err = |source| ReportError::Io {
-            path: out_path.clone(),
-            source,
-        };
-        let mut head = serde_json::to_vec_pretty(&Value::Object(header)).map_err(|source| {
-            ReportError::Json {
-                path: out_path.clone(),
-                source,
-            }
-        })?;
-        // Reopen the pretty-printed object to append `lines` as its last key: drop the
-        // closing brace (and the newline before it).
-        if let Some(pos) = head.iter().rposition(|&b| b == b'}') {
-            head.truncate(pos);
-        }
-        while head.last().is_some_and(|b| b.is_ascii_whitespace()) {
-            head.pop();
-        }
+    ) -> Result<Vec<Sealed>, ReportError> {
         let this = &mut *self;
-        this.out.write_all(&head).map_err(io_err)?;
-        this.out.write_all(b",\n  \"lines\": [").map_err(io_err)?;
-        let mut reader = this.spool.reader()?;
-        io::copy(&mut reader, &mut this.out).map_err(io_err)?;
-        drop(reader);
-        let close: &[u8] = if this.lines_written == 0 {
-            b"]\n}\n"
-        } else {
-            b"\n  ]\n}\n"
+        let p = &*this.policies;
+        let meta = &this.meta;
+        let spool_path = this.spool.path().to_path_buf();
+        let out_path = this.out.temp_path().to_path_buf();
+        let mut spooled = this.spool.reader()?;
+        let report = JsonReport {
+            schema_version: SCHEMA_VERSION,
+            tool: JsonTool {
+                name: "ptt-audit",
+                version: &meta.tool_version,
+            },
+            run: JsonRun {
+                id: &meta.run_id,
+                started_at: rfc3339(&meta.started_at),
+                finished_at: rfc3339(&end.finished_at),
+                org_id: meta.org_id.as_deref(),
+                base_url: &meta.base_url,
+                complete: end.complete,
+                exit_code: end.exit_code,
+                policies: &p.sources,
+            },
+            summary,
+            rules: p
+                .rules
+                .iter()
+                .map(|r| JsonRule {
+                    id: &r.id,
+                    title: &r.title,
+                    severity: r.severity,
+                    enabled: r.enabled,
+                    description: r.description.as_deref(),
+                    remediation: r.remediation.as_deref(),
+                    references: &r.references,
+                })
+                .collect(),
+            waivers: p
+                .waivers
+                .iter()
+                .enumerate()
+                .map(|(i, w)| JsonWaiverEntry {
+                    rule: &w.rule,
+                    line: &w.line,
+                    reason: &w.reason,
+                    expires: w.expires.format("%Y-%m-%d").to_string(),
+                    state: waivers.get(i).copied().unwrap_or(WaiverState::Unused),
+                })
+                .collect(),
+            lines: SpooledLines {
+                reader: RefCell::new(&mut spooled),
+                read_error: RefCell::new(None),
+            },
         };
-        this.out.write_all(close).map_err(io_err)?;
+        let written = serde_json::to_writer_pretty(&mut this.out, &report);
+        let read_error = report.lines.read_error.take();
+        drop(report);
+        drop(spooled);
+        written.map_err(|e| match read_error {
+            // serde_json saw only a message; the cause is the spool, not the JSON.
+            Some(source) => ReportError::Io {
+                path: spool_path,
+                source,
+            },
+            None if e.is_io() => ReportError::Io {
+                path: out_path.clone(),
+                source: e.into(),
+            },
+            None => ReportError::Json {
+                path: out_path.clone(),
+                source: e,
+            },
+        })?;
+        this.out
+            .write_all(b"\n")
+            .map_err(|source| ReportError::Io {
+                path: out_path,
+                source,
+            })?;
         let JsonWriter { out, spool, .. } = *self;
         let sealed = out.seal()?;
         drop(spool);
         Ok(vec![sealed])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Serialize)]
+    struct Doc<'a> {
+        before: u8,
+        lines: SpooledLines<'a>,
+    }
+
+    fn pretty(spool: &mut dyn BufRead) -> (serde_json::Result<String>, Option<io::Error>) {
+        let doc = Doc {
+            before: 1,
+            lines: SpooledLines {
+                reader: RefCell::new(spool),
+                read_error: RefCell::new(None),
+            },
+        };
+        let text = serde_json::to_string_pretty(&doc);
+        (text, doc.lines.read_error.take())
+    }
+
+    #[test]
+    fn spooled_lines_stay_compact_inside_the_pretty_document() {
+        let mut spool: &[u8] = b"{\"id\":\"a\",\"n\":[1,2]}\n{\"id\":\"b\"}\n";
+        let (text, err) = pretty(&mut spool);
+        assert!(err.is_none());
+        assert_eq!(
+            text.expect("serialises"),
+            "{\n  \"before\": 1,\n  \"lines\": [\n    {\"id\":\"a\",\"n\":[1,2]},\n    {\"id\":\"b\"}\n  ]\n}"
+        );
+        let mut empty: &[u8] = b"";
+        let (text, _) = pretty(&mut empty);
+        assert_eq!(
+            text.expect("serialises"),
+            "{\n  \"before\": 1,\n  \"lines\": []\n}"
+        );
+    }
+
+    #[test]
+    fn a_spool_read_error_is_kept_as_the_io_error() {
+        struct Failing;
+        impl io::Read for Failing {
+            fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+                Err(io::Error::other("disk gone"))
+            }
+        }
+        let mut reader = io::BufReader::new(Failing);
+        let (text, err) = pretty(&mut reader);
+        assert!(text.is_err());
+        assert_eq!(err.map(|e| e.to_string()).as_deref(), Some("disk gone"));
     }
 }
