@@ -95,8 +95,9 @@ pub fn unreadable(policies: &PolicySet, message: &str) -> Vec<Finding> {
 }
 
 /// What became of a waiver over a run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, strum::IntoStaticStr)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum WaiverState {
     /// It turned at least one `fail` into `waived`.
     Applied,
@@ -108,13 +109,9 @@ pub enum WaiverState {
 }
 
 impl WaiverState {
-    /// The contract's spelling (`applied`, `expired`, `unused`).
+    /// The contract's spelling (one place: the strum derive).
     pub fn as_str(self) -> &'static str {
-        match self {
-            WaiverState::Applied => "applied",
-            WaiverState::Expired => "expired",
-            WaiverState::Unused => "unused",
-        }
+        self.into()
     }
 }
 

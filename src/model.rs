@@ -8,8 +8,23 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 /// How much a failing rule matters. Ordered: `Low < Medium < High < Critical`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::Display,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
 pub enum Severity {
     /// Worth fixing when convenient.
     Low,
@@ -30,14 +45,9 @@ impl Severity {
         Severity::Critical,
     ];
 
-    /// The contract's spelling (`low`, `medium`, `high`, `critical`).
+    /// The contract's spelling (one place: the strum derive).
     pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Low => "low",
-            Severity::Medium => "medium",
-            Severity::High => "high",
-            Severity::Critical => "critical",
-        }
+        self.into()
     }
 
     /// Parses the contract's spelling; `None` for anything else.
@@ -46,15 +56,22 @@ impl Severity {
     }
 }
 
-impl std::fmt::Display for Severity {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 /// The outcome of one rule on one line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::Display,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum RuleStatus {
     /// `require` held.
     Pass,
@@ -83,21 +100,28 @@ impl RuleStatus {
         RuleStatus::ALL.into_iter().find(|v| v.as_str() == s)
     }
 
-    /// The contract's spelling.
+    /// The contract's spelling (one place: the strum derive).
     pub fn as_str(self) -> &'static str {
-        match self {
-            RuleStatus::Pass => "pass",
-            RuleStatus::Fail => "fail",
-            RuleStatus::Waived => "waived",
-            RuleStatus::NotApplicable => "not_applicable",
-            RuleStatus::Error => "error",
-        }
+        self.into()
     }
 }
 
 /// The outcome for one line as a whole.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::Display,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum LineStatus {
     /// Read, and no rule failed or errored.
     Compliant,
@@ -112,21 +136,28 @@ pub enum LineStatus {
 }
 
 impl LineStatus {
-    /// The contract's spelling.
+    /// The contract's spelling (one place: the strum derive).
     pub fn as_str(self) -> &'static str {
-        match self {
-            LineStatus::Compliant => "compliant",
-            LineStatus::NonCompliant => "non_compliant",
-            LineStatus::Error => "error",
-            LineStatus::Invalid => "invalid",
-            LineStatus::NotAudited => "not_audited",
-        }
+        self.into()
     }
 }
 
 /// Why a line could not be read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::Display,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum ErrorKind {
     /// The API answered with an HTTP error status.
     Http,
@@ -148,18 +179,9 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
-    /// The contract's spelling.
+    /// The contract's spelling (one place: the strum derive).
     pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorKind::Http => "http",
-            ErrorKind::Timeout => "timeout",
-            ErrorKind::Network => "network",
-            ErrorKind::Decode => "decode",
-            ErrorKind::InvalidId => "invalid_id",
-            ErrorKind::NotAudited => "not_audited",
-            ErrorKind::Auth => "auth",
-            ErrorKind::Internal => "internal",
-        }
+        self.into()
     }
 }
 
@@ -193,8 +215,21 @@ impl LineError {
 
 /// How a result differs from the same line and rule in a previous report
 /// (`audit --previous`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::Display,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum Change {
     /// The previous report had no result for this line and rule.
     New,
@@ -209,15 +244,9 @@ pub enum Change {
 }
 
 impl Change {
-    /// The spelling used in the reports' `change` column.
+    /// The contract's spelling (one place: the strum derive).
     pub fn as_str(self) -> &'static str {
-        match self {
-            Change::New => "new",
-            Change::Unchanged => "unchanged",
-            Change::Regressed => "regressed",
-            Change::Resolved => "resolved",
-            Change::Changed => "changed",
-        }
+        self.into()
     }
 
     /// The change from `before` (absent: never reported) to `now`.
@@ -290,5 +319,32 @@ impl LineReport {
         } else {
             LineStatus::Compliant
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strum::VariantArray;
+
+    /// The spelling is declared twice (serde for the reports, strum for CSV cells and
+    /// messages): they must agree for every variant, or CSV and JSON would disagree.
+    fn spellings_agree<T: VariantArray + Serialize + Into<&'static str> + Copy>() {
+        for v in T::VARIANTS {
+            let serde = serde_json::to_value(v).expect("serialises");
+            let strum: &'static str = (*v).into();
+            assert_eq!(serde, serde_json::Value::from(strum));
+        }
+    }
+
+    #[test]
+    fn serde_and_strum_spell_every_variant_alike() {
+        spellings_agree::<Severity>();
+        spellings_agree::<RuleStatus>();
+        spellings_agree::<LineStatus>();
+        spellings_agree::<ErrorKind>();
+        spellings_agree::<Change>();
+        assert_eq!(LineStatus::NotAudited.as_str(), "not_audited");
+        assert_eq!(Severity::Critical.to_string(), "critical");
     }
 }

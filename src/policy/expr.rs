@@ -48,7 +48,8 @@ impl fmt::Debug for CelEnv {
 }
 
 /// Which key of a rule an expression came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 pub(crate) enum ExprKey {
     When,
     Require,
@@ -57,11 +58,7 @@ pub(crate) enum ExprKey {
 
 impl ExprKey {
     pub fn as_str(self) -> &'static str {
-        match self {
-            ExprKey::When => "when",
-            ExprKey::Require => "require",
-            ExprKey::MessageExpr => "message_expr",
-        }
+        self.into()
     }
 
     /// The CEL type the expression must produce.
