@@ -8,6 +8,8 @@ use serde_json::{json, Value};
 use wiremock::matchers::{method, path_regex};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
+use crate::common::write;
+
 const TOKEN: &str = "cli-secret-token-1d8e6b";
 const POLICY: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -85,13 +87,6 @@ fn ids(report: &Value) -> Vec<String> {
         .iter()
         .map(|l| l["id"].as_str().unwrap().to_string())
         .collect()
-}
-
-/// Writes `content` to `dir/name` and returns that path.
-fn write(dir: &Path, name: &str, content: &str) -> PathBuf {
-    let path = dir.join(name);
-    std::fs::write(&path, content).unwrap();
-    path
 }
 
 /// Runs `ptt-audit check-policies <path>`.

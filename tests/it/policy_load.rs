@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 
 use ptt_audit::policy::{self, Diagnostic, PolicySet};
 
+use crate::common::write;
+
 /// The problems `load_str` finds in `text`, as file `p.toml`.
 fn problems(text: &str) -> Vec<Diagnostic> {
     match policy::load_str(Path::new("p.toml"), text) {
@@ -25,10 +27,6 @@ fn assert_at(d: &Diagnostic, file: &str, line: usize, rule: Option<&str>, needle
     assert_eq!(d.line, Some(line), "{d}");
     assert_eq!(d.rule.as_deref(), rule, "{d}");
     assert!(d.message.contains(needle), "`{needle}` not in: {d}");
-}
-
-fn write(dir: &Path, name: &str, text: &str) {
-    std::fs::write(dir.join(name), text).expect("write policy file");
 }
 
 const GOOD_RULE: &str = r#"

@@ -26,8 +26,10 @@ use axum::response::Response;
 use axum::Router;
 use futures::StreamExt as _;
 use ptt_audit::report::neutralise;
-use ptt_audit::simulator::{Faults, RunningSimulator, SimConfig, Simulator};
+use ptt_audit::simulator::{Faults, SimConfig, Simulator};
 use serde_json::Value;
+
+use crate::common::{files_in, loopback, read_csv_maps, start_sim, FINDINGS_HEADER, LINES_HEADER};
 
 const TOKEN: &str = "reliability-token-5f0c2a9e";
 const POLICIES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/policies");
@@ -43,23 +45,9 @@ const LINE_STATUSES: [&str; 5] = [
 const RESULT_STATUSES: [&str; 5] = ["pass", "fail", "waived", "not_applicable", "error"];
 const SEVERITIES: [&str; 4] = ["low", "medium", "high", "critical"];
 
-const FINDINGS_HEADER: &str = "run_id,audited_at,org_id,line_id,line_name,rule_id,rule_title,severity,status,message,remediation,waiver_reason,waiver_expires,change";
-const LINES_HEADER: &str = "run_id,audited_at,org_id,line_id,line_name,status,allow_auto_answer,connection_type,access_type,member_count,members,failed_rules,highest_severity,error_kind,http_status,tracking_id,error_message";
-
 /// How long a run may take before the test calls it hung: the slowest here (the
 /// faulty 3000-line audit) takes about 9 s on two cores.
 const RUN_LIMIT: Duration = Duration::from_secs(60);
-
-fn localhost() -> std::net::SocketAddr {
-    "127.0.0.1:0".parse().expect("a socket address")
-}
-
-/// The simulator with `config`, serving on this test's runtime.
-async fn start_sim(config: SimConfig) -> RunningSimulator {
-    ptt_audit::simulator::start(config, localhost())
-        .await
-        .expect("simulator starts")
-}
 
 /// `ptt-audit` with `token`, and without what a developer's environment could slip
 /// in: a base URL, an org ID, a log filter, or a `NO_COLOR` that would hide colour
@@ -114,15 +102,6 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-fn files_in(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<_> = std::fs::read_dir(dir)
-        .expect("the out dir exists")
-        .map(|e| e.expect("a dir entry").path())
-        .collect();
-    v.sort();
-    v
-}
-
 fn file_with_suffix(dir: &Path, suffix: &str) -> PathBuf {
     let found: Vec<_> = files_in(dir)
         .into_iter()
@@ -141,30 +120,6 @@ fn read_json(dir: &Path) -> Value {
     let path = file_with_suffix(dir, ".json");
     serde_json::from_str(&std::fs::read_to_string(&path).expect("JSON report readable"))
         .expect("JSON report parses")
-}
-
-/// Header and rows of a CSV report.
-fn read_csv(path: &Path) -> (Vec<String>, Vec<HashMap<String, String>>) {
-    let mut reader = csv::Reader::from_path(path).expect("CSV opens");
-    let header: Vec<String> = reader
-        .headers()
-        .expect("CSV header")
-        .iter()
-        .map(str::to_string)
-        .collect();
-    let rows = reader
-        .records()
-        .map(|r| {
-            let r = r.expect("CSV record parses");
-            assert_eq!(r.len(), header.len(), "ragged CSV row {r:?}");
-            header
-                .iter()
-                .cloned()
-                .zip(r.iter().map(str::to_string))
-                .collect()
-        })
-        .collect();
-    (header, rows)
 }
 
 fn lines_of(report: &Value) -> &Vec<Value> {
@@ -298,7 +253,7 @@ fn assert_report_consistent(report: &Value, dir: &Path, expected_ids: &[String])
     );
 
     // The lines CSV: one row per line, same order, IDs and statuses.
-    let (header, rows) = read_csv(&file_with_suffix(dir, "-lines.csv"));
+    let (header, rows) = read_csv_maps(&file_with_suffix(dir, "-lines.csv"));
     assert_eq!(header.join(","), LINES_HEADER);
     assert_eq!(rows.len(), lines.len(), "one lines-CSV row per line");
     for (row, l) in rows.iter().zip(lines) {
@@ -314,7 +269,7 @@ fn assert_report_consistent(report: &Value, dir: &Path, expected_ids: &[String])
     }
 
     // The findings CSV: one row per line and enabled rule, agreeing with the JSON.
-    let (header, rows) = read_csv(&file_with_suffix(dir, "-findings.csv"));
+    let (header, rows) = read_csv_maps(&file_with_suffix(dir, "-findings.csv"));
     assert_eq!(header.join(","), FINDINGS_HEADER);
     assert_eq!(
         rows.len(),
@@ -441,7 +396,7 @@ async fn faulty_api_every_line_reported_once_and_transient_faults_are_read() {
         .iter()
         .map(|id| (id.clone(), sim.settings(id).expect("settings").clone()))
         .collect();
-    let sim = sim.start(localhost()).await.expect("simulator starts");
+    let sim = sim.start(loopback()).await.expect("simulator starts");
 
     // The IDs, with duplicates (of an early, a middle and a 404 line) and two
     // invalid IDs in between.
@@ -795,7 +750,7 @@ async fn token_refused_mid_run_never_leaks_even_in_verbose_json_logs() {
         refused: AtomicU64::new(0),
         bearer_seen: Mutex::new(HashSet::new()),
     });
-    let listener = tokio::net::TcpListener::bind(localhost())
+    let listener = tokio::net::TcpListener::bind(loopback())
         .await
         .expect("proxy binds");
     let proxy_url = format!("http://{}/v1", listener.local_addr().expect("an address"));

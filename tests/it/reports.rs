@@ -1,12 +1,14 @@
 //! The report formats against the contract (`CONTRACT.md` §6).
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use chrono::{TimeZone, Utc};
 use proptest::prelude::*;
 use serde_json::{json, Value};
+
+use crate::common::{self, names_in, read_csv};
 
 use ptt_audit::model::{
     ErrorKind, Finding, LineError, LineReport, LineStatus, RuleStatus, Severity,
@@ -17,8 +19,6 @@ use ptt_audit::report::{
     neutralise, Format, Reports, RunEnd, RunMeta,
 };
 
-const FINDINGS_LINE: &str = "run_id,audited_at,org_id,line_id,line_name,rule_id,rule_title,severity,status,message,remediation,waiver_reason,waiver_expires,change";
-const LINES_LINE: &str = "run_id,audited_at,org_id,line_id,line_name,status,allow_auto_answer,connection_type,access_type,member_count,members,failed_rules,highest_severity,error_kind,http_status,tracking_id,error_message";
 const STEM: &str = "ptt-audit-20261129T032056Z";
 
 const POLICY: &str = r#"
@@ -202,40 +202,16 @@ fn run(formats: &[Format], lines: &[LineReport]) -> (tempfile::TempDir, Vec<Path
     (dir, paths)
 }
 
-fn read_csv(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
-    let mut rd = csv::Reader::from_path(path).expect("open csv");
-    let header = rd
-        .headers()
-        .expect("header")
-        .iter()
-        .map(String::from)
-        .collect();
-    let rows = rd
-        .records()
-        .map(|r| r.expect("record").iter().map(String::from).collect())
-        .collect();
-    (header, rows)
-}
-
-fn names_in(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = fs::read_dir(dir)
-        .expect("ls")
-        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-        .collect();
-    v.sort();
-    v
-}
-
 #[test]
 fn csv_header_lines_are_exactly_the_contracts() {
     let (dir, _) = run(&[Format::Csv], &sample_lines());
     let findings =
         fs::read_to_string(dir.path().join(format!("{STEM}-findings.csv"))).expect("read");
     let lines = fs::read_to_string(dir.path().join(format!("{STEM}-lines.csv"))).expect("read");
-    assert_eq!(findings.lines().next(), Some(FINDINGS_LINE));
-    assert_eq!(lines.lines().next(), Some(LINES_LINE));
-    assert_eq!(FINDINGS_HEADER.join(","), FINDINGS_LINE);
-    assert_eq!(LINES_HEADER.join(","), LINES_LINE);
+    assert_eq!(findings.lines().next(), Some(common::FINDINGS_HEADER));
+    assert_eq!(lines.lines().next(), Some(common::LINES_HEADER));
+    assert_eq!(FINDINGS_HEADER.join(","), common::FINDINGS_HEADER);
+    assert_eq!(LINES_HEADER.join(","), common::LINES_HEADER);
     // No BOM: the first bytes are the first header cell.
     assert!(findings.as_bytes().starts_with(b"run_id,"));
     assert!(lines.as_bytes().starts_with(b"run_id,"));
