@@ -27,7 +27,7 @@ pub const DEMO_SEED: u64 = 7;
 /// API would allow.
 pub const DEMO_RATE: f64 = 100.0;
 /// The demo's per-request timeout: short, so its injected stalls cost little.
-pub const DEMO_TIMEOUT: Duration = Duration::from_secs(1);
+pub(crate) const DEMO_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// What `ptt-audit demo` takes.
 #[derive(Debug, Clone)]
@@ -58,7 +58,7 @@ pub struct DemoOutcome {
     /// What the simulated API answered.
     pub stats: SimStatsSnapshot,
     /// The simulator's base URL (it is gone by now).
-    pub base_url: String,
+    pub(crate) base_url: String,
 }
 
 impl DemoOutcome {

@@ -110,7 +110,7 @@ pub enum WaiverState {
 
 impl WaiverState {
     /// The contract's spelling (one place: the strum derive).
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         self.into()
     }
 }

@@ -34,7 +34,7 @@ mod check;
 mod error;
 pub(crate) mod expr;
 mod load;
-pub(crate) mod raw;
+mod raw;
 mod sample;
 mod schema;
 mod suggest;
@@ -100,9 +100,9 @@ pub struct Rule {
     /// Disabled rules are listed but not evaluated.
     pub enabled: bool,
     /// The file the rule came from, and the line of its `[[rule]]` header.
-    pub file: PathBuf,
+    pub(crate) file: PathBuf,
     /// 1-based line of the `[[rule]]` header.
-    pub line: usize,
+    pub(crate) line: usize,
     pub(crate) when: Option<Expr>,
     pub(crate) require: Expr,
     pub(crate) message: Option<String>,
@@ -133,7 +133,7 @@ pub struct Waiver {
     /// Last day it applies (inclusive).
     pub expires: NaiveDate,
     /// The file it came from.
-    pub file: PathBuf,
+    pub(crate) file: PathBuf,
     /// 1-based line of its `[[waiver]]` header.
     pub line_no: usize,
 }

@@ -27,7 +27,7 @@ pub(super) struct RuleDraft {
 
 impl RuleDraft {
     /// The rule, if every required part was read.
-    pub fn into_rule(self) -> Option<Rule> {
+    pub(crate) fn into_rule(self) -> Option<Rule> {
         let (Some(id), Some(title), Some(severity), Some(require)) =
             (self.id, self.title, self.severity, self.require)
         else {
