@@ -18,8 +18,6 @@ use crate::report::unneutralise;
 #[derive(Debug)]
 pub(crate) struct Previous {
     statuses: HashMap<u64, RuleStatus>,
-    /// The findings CSV it was read from.
-    pub(crate) path: PathBuf,
 }
 
 /// Why a previous report could not be used (exit 2: the user asked for it).
@@ -97,17 +95,7 @@ impl Previous {
             // IDs match what the API and the policies use.
             statuses.insert(key(unneutralise(line), unneutralise(rule)), status);
         }
-        Ok(Previous { statuses, path })
-    }
-
-    /// How many (line, rule) results the previous report holds.
-    pub(crate) fn len(&self) -> usize {
-        self.statuses.len()
-    }
-
-    /// Whether the previous report holds no results.
-    pub(crate) fn is_empty(&self) -> bool {
-        self.statuses.is_empty()
+        Ok(Previous { statuses })
     }
 
     /// The change of one result.
@@ -170,7 +158,6 @@ mod tests {
             "ptt-audit-X-lines.csv",
         ] {
             let p = Previous::load(&dir.path().join(given)).unwrap();
-            assert_eq!(p.len(), 2);
             assert_eq!(p.change("L1", "R1", RuleStatus::Pass), Change::Resolved);
             assert_eq!(p.change("-L2", "R1", RuleStatus::Fail), Change::Regressed);
             assert_eq!(p.change("L3", "R1", RuleStatus::Fail), Change::New);

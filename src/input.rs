@@ -182,14 +182,8 @@ fn dedupe(lines: &mut Vec<InputLine>) {
     lines.retain(|_| keep.next().unwrap_or(true));
 }
 
-/// Reads one `--lines` source (`-` is stdin). Duplicates are kept here.
-pub(crate) fn read_file(path: &Path) -> Result<Vec<InputLine>, InputError> {
-    let mut out = Vec::new();
-    read_into(path, &mut out)?;
-    Ok(out)
-}
-
-/// Appends the lines of one `--lines` source to `out`.
+/// Appends the lines of one `--lines` source (`-` is stdin) to `out`. Duplicates are
+/// kept here.
 fn read_into(path: &Path, out: &mut Vec<InputLine>) -> Result<(), InputError> {
     if path == Path::new("-") {
         parse_from(path, std::io::stdin().lock(), out)
@@ -202,15 +196,9 @@ fn read_into(path: &Path, out: &mut Vec<InputLine>) -> Result<(), InputError> {
     }
 }
 
-/// Parses the text of a `--lines` source: plain (one ID a line) unless the first
-/// meaningful line contains a comma, in which case it is CSV with a header row.
-pub(crate) fn parse(path: &Path, text: &str) -> Result<Vec<InputLine>, InputError> {
-    let mut out = Vec::new();
-    parse_from(path, text.as_bytes(), &mut out)?;
-    Ok(out)
-}
-
-/// [`parse`] over a reader, one line at a time, appending to `out`.
+/// Parses a `--lines` source one line at a time, appending to `out`: plain (one ID a
+/// line) unless the first meaningful line contains a comma, in which case it is CSV
+/// with a header row.
 fn parse_from<R: BufRead>(
     path: &Path,
     mut reader: R,
@@ -393,6 +381,13 @@ mod tests {
         lines.iter().map(|l| l.id.as_str()).collect()
     }
 
+    /// The lines of a `--lines` source with this text.
+    fn parse(path: &Path, text: &str) -> Result<Vec<InputLine>, InputError> {
+        let mut out = Vec::new();
+        parse_from(path, text.as_bytes(), &mut out)?;
+        Ok(out)
+    }
+
     #[test]
     fn plain_skips_blanks_and_comments_and_trims() {
         let got = parse(Path::new("f"), "# head\n\n  a  \nb\n# c\n\tc\n").unwrap();
@@ -430,7 +425,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("ids.txt");
         std::fs::write(&f, b"a\nb\xff\n").unwrap();
-        let err = read_file(&f).unwrap_err().to_string();
+        let err = read_into(&f, &mut Vec::new()).unwrap_err().to_string();
         assert!(err.contains("ids.txt"), "{err}");
     }
 

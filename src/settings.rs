@@ -136,7 +136,8 @@ pub struct ReportSettings {
 }
 
 impl ReportSettings {
-    /// The defaults, writing into `out`.
+    /// The defaults, writing into `out` (what `demo` runs with).
+    #[cfg(feature = "simulator")]
     pub(crate) fn defaults(out: PathBuf) -> ReportSettings {
         ReportSettings {
             out,

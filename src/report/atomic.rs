@@ -128,8 +128,8 @@ impl Drop for TempFile {
     }
 }
 
-/// A file that appears under its final name only when [`commit`](AtomicFile::commit)
-/// succeeds.
+/// A file that appears under its final name only when it is [sealed](AtomicFile::seal)
+/// and [committed](Sealed::commit).
 #[derive(Debug)]
 pub(crate) struct AtomicFile {
     tmp: TempFile,
@@ -151,11 +151,6 @@ impl AtomicFile {
         self.tmp.path()
     }
 
-    /// The name the file gets on commit.
-    pub(crate) fn final_path(&self) -> &Path {
-        &self.final_path
-    }
-
     /// Flushes, fsyncs and closes the file, still under its temporary name: what is
     /// left to do, the rename, can be done for several files together.
     pub(crate) fn seal(mut self) -> Result<Sealed, ReportError> {
@@ -164,13 +159,6 @@ impl AtomicFile {
             tmp: self.tmp,
             final_path: self.final_path,
         })
-    }
-
-    /// Seals the file and renames it to its final name; returns that name.
-    ///
-    /// An existing file of that name is replaced.
-    pub(crate) fn commit(self) -> Result<PathBuf, ReportError> {
-        self.seal()?.commit()
     }
 }
 
@@ -245,7 +233,7 @@ mod tests {
         f.write_all(b"hello").expect("write");
         assert!(tmp.exists());
         assert!(!dir.path().join("r.json").exists());
-        let out = f.commit().expect("commit");
+        let out = f.seal().expect("seal").commit().expect("commit");
         assert_eq!(out, dir.path().join("r.json"));
         assert_eq!(fs::read_to_string(&out).expect("read"), "hello");
         assert!(!tmp.exists());

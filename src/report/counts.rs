@@ -14,14 +14,25 @@ use super::effective_findings;
 use crate::model::{Change, LineReport, LineStatus, RuleStatus, Severity};
 use crate::policy::PolicySet;
 
+/// A counter struct's fields by enum value, as [`enum_counts!`] maps them.
+///
+/// A trait, not inherent methods: the table gives every struct both directions, but
+/// only some counters are read by value (an inherent `get` would be dead code on the
+/// others).
+trait ByKey<K> {
+    /// The count for one value.
+    fn get(&self, key: K) -> u64;
+    /// The field that counts one value.
+    fn slot(&mut self, key: K) -> &mut u64;
+}
+
 /// Declares a counter struct from a table of `field => Variant` rows: one public `u64`
 /// field per row, in row order (which is also the JSON key order), plus `get` and
 /// `bump` by enum value. An optional leading `pub total: u64,` counts every bump.
 macro_rules! enum_counts {
     (@by_key $name:ident, $key:ident { $( $field:ident => $variant:ident, )+ }) => {
-        impl $name {
-            /// The count for one value.
-            pub(crate) fn get(&self, key: $key) -> u64 {
+        impl ByKey<$key> for $name {
+            fn get(&self, key: $key) -> u64 {
                 match key {
                     $( $key::$variant => self.$field, )+
                 }

@@ -42,7 +42,6 @@ pub use self::csv::neutralise;
 pub(crate) use self::csv::unneutralise;
 pub(crate) use self::format::ReportWriter;
 pub use self::format::{Format, FormatError};
-pub(crate) use self::naming::base_stem;
 pub use self::set::Reports;
 pub use self::summary::render_summary;
 

@@ -249,7 +249,8 @@ impl Pacer {
     }
 
     /// The current adaptive pace, when the server has made the run slow down.
-    pub(crate) fn adaptive_rate(&self) -> Option<f64> {
+    #[cfg(test)]
+    fn adaptive_rate(&self) -> Option<f64> {
         self.lock().adaptive.as_ref().map(|a| a.rate)
     }
 

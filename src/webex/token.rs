@@ -68,11 +68,6 @@ impl Token {
         value.set_sensitive(true);
         value
     }
-
-    /// Whether `text` contains the secret: lets tests and callers scrub output.
-    pub(crate) fn appears_in(&self, text: &str) -> bool {
-        text.contains(&self.0)
-    }
 }
 
 impl std::fmt::Debug for Token {

@@ -32,7 +32,6 @@ impl WaiverDraft {
             line,
             reason,
             expires,
-            file: self.file,
             line_no: self.line_no,
         })
     }
