@@ -16,10 +16,8 @@ use crate::report::unneutralise;
 
 /// A previous findings report, reduced to what comparison needs.
 #[derive(Debug)]
-pub struct Previous {
+pub(crate) struct Previous {
     statuses: HashMap<u64, RuleStatus>,
-    /// The findings CSV it was read from.
-    pub path: PathBuf,
 }
 
 /// Why a previous report could not be used (exit 2: the user asked for it).
@@ -62,7 +60,7 @@ fn key(line_id: &str, rule_id: &str) -> u64 {
 impl Previous {
     /// Reads a previous `STEM-findings.csv`; given `STEM.json` or `STEM-lines.csv`, reads
     /// the findings CSV next to it.
-    pub fn load(path: &Path) -> Result<Previous, CompareError> {
+    pub(crate) fn load(path: &Path) -> Result<Previous, CompareError> {
         let path = findings_path(path);
         let file = std::fs::File::open(&path).map_err(|source| CompareError::Io {
             path: path.clone(),
@@ -97,26 +95,16 @@ impl Previous {
             // IDs match what the API and the policies use.
             statuses.insert(key(unneutralise(line), unneutralise(rule)), status);
         }
-        Ok(Previous { statuses, path })
-    }
-
-    /// How many (line, rule) results the previous report holds.
-    pub fn len(&self) -> usize {
-        self.statuses.len()
-    }
-
-    /// Whether the previous report holds no results.
-    pub fn is_empty(&self) -> bool {
-        self.statuses.is_empty()
+        Ok(Previous { statuses })
     }
 
     /// The change of one result.
-    pub fn change(&self, line_id: &str, rule_id: &str, now: RuleStatus) -> Change {
+    pub(crate) fn change(&self, line_id: &str, rule_id: &str, now: RuleStatus) -> Change {
         Change::between(self.statuses.get(&key(line_id, rule_id)).copied(), now)
     }
 
     /// Fills `change` on every finding of `line`.
-    pub fn annotate(&self, line: &mut LineReport, policies: &PolicySet) {
+    pub(crate) fn annotate(&self, line: &mut LineReport, policies: &PolicySet) {
         for f in &mut line.findings {
             if let Some(rule) = policies.rules.get(f.rule) {
                 f.change = Some(self.change(&line.id, &rule.id, f.status));
@@ -170,7 +158,6 @@ mod tests {
             "ptt-audit-X-lines.csv",
         ] {
             let p = Previous::load(&dir.path().join(given)).unwrap();
-            assert_eq!(p.len(), 2);
             assert_eq!(p.change("L1", "R1", RuleStatus::Pass), Change::Resolved);
             assert_eq!(p.change("-L2", "R1", RuleStatus::Fail), Change::Regressed);
             assert_eq!(p.change("L3", "R1", RuleStatus::Fail), Change::New);

@@ -27,7 +27,7 @@ pub const DEMO_SEED: u64 = 7;
 /// API would allow.
 pub const DEMO_RATE: f64 = 100.0;
 /// The demo's per-request timeout: short, so its injected stalls cost little.
-pub const DEMO_TIMEOUT: Duration = Duration::from_secs(1);
+pub(crate) const DEMO_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// What `ptt-audit demo` takes.
 #[derive(Debug, Clone)]
@@ -57,8 +57,6 @@ pub struct DemoOutcome {
     pub policies_origin: String,
     /// What the simulated API answered.
     pub stats: SimStatsSnapshot,
-    /// The simulator's base URL (it is gone by now).
-    pub base_url: String,
 }
 
 impl DemoOutcome {
@@ -135,13 +133,11 @@ pub async fn run(
     let policies = Arc::new(policies);
     let audit = job::run(&audit_settings, policies.clone(), lines, stop, progress).await;
     let stats = sim.stats();
-    let base_url = sim.base_url.clone();
     sim.shutdown().await;
     Ok(DemoOutcome {
         audit: audit?,
         policies,
         policies_origin,
         stats,
-        base_url,
     })
 }

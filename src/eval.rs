@@ -95,9 +95,8 @@ pub fn unreadable(policies: &PolicySet, message: &str) -> Vec<Finding> {
 }
 
 /// What became of a waiver over a run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, strum::IntoStaticStr)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
-#[strum(serialize_all = "snake_case")]
 pub enum WaiverState {
     /// It turned at least one `fail` into `waived`.
     Applied,
@@ -106,13 +105,6 @@ pub enum WaiverState {
     /// It is in force but matched no failing rule: maybe the line was fixed, or the
     /// waiver names the wrong line.
     Unused,
-}
-
-impl WaiverState {
-    /// The contract's spelling (one place: the strum derive).
-    pub fn as_str(self) -> &'static str {
-        self.into()
-    }
 }
 
 /// The state of every waiver, in [`PolicySet::waivers`] order. `applied[i]` says whether

@@ -15,25 +15,25 @@ use thiserror::Error;
 use crate::report::unneutralise;
 
 /// Longest ID the contract accepts.
-pub const MAX_ID_LEN: usize = 512;
+pub(crate) const MAX_ID_LEN: usize = 512;
 
 /// CSV header names (case-insensitive) that hold the line ID, in the contract's order.
-pub const ID_COLUMNS: [&str; 4] = ["id", "virtualLineId", "virtual_line_id", "line_id"];
+pub(crate) const ID_COLUMNS: [&str; 4] = ["id", "virtualLineId", "virtual_line_id", "line_id"];
 
 /// CSV header names (case-insensitive) that hold a display name for the line.
-pub const NAME_COLUMNS: [&str; 4] = ["line_name", "name", "displayName", "display_name"];
+pub(crate) const NAME_COLUMNS: [&str; 4] = ["line_name", "name", "displayName", "display_name"];
 
 /// One ID to audit, in input order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InputLine {
     /// The ID, trimmed.
-    pub id: String,
+    pub(crate) id: String,
     /// A display name, when a CSV input carried one.
-    pub name: Option<String>,
+    pub(crate) name: Option<String>,
     /// Why the ID is invalid; `None` for a valid ID.
-    pub invalid: Option<String>,
+    pub(crate) invalid: Option<String>,
     /// Where it came from (`file:line` or `--line`), for messages.
-    pub origin: Origin,
+    pub(crate) origin: Origin,
 }
 
 /// Where an ID came from, for messages: `FILE:LINE`, or a label such as `--line`.
@@ -41,14 +41,14 @@ pub struct InputLine {
 /// The source is shared by every line of a file, so an origin costs no allocation
 /// of its own: it is kept for every line of runs of 100,000 lines and more.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Origin {
+pub(crate) struct Origin {
     source: Arc<str>,
     line: Option<NonZeroUsize>,
 }
 
 impl Origin {
     /// Line `line` (1-based) of `source`.
-    pub fn at(source: &Arc<str>, line: usize) -> Origin {
+    pub(crate) fn at(source: &Arc<str>, line: usize) -> Origin {
         Origin {
             source: Arc::clone(source),
             line: NonZeroUsize::new(line),
@@ -115,7 +115,7 @@ pub enum InputError {
 }
 
 /// Why an ID cannot be requested, or `None` when it is fine.
-pub fn invalid_reason(id: &str) -> Option<String> {
+pub(crate) fn invalid_reason(id: &str) -> Option<String> {
     if id.is_empty() {
         Some("empty ID".into())
     } else if id == "." || id == ".." {
@@ -182,14 +182,8 @@ fn dedupe(lines: &mut Vec<InputLine>) {
     lines.retain(|_| keep.next().unwrap_or(true));
 }
 
-/// Reads one `--lines` source (`-` is stdin). Duplicates are kept here.
-pub fn read_file(path: &Path) -> Result<Vec<InputLine>, InputError> {
-    let mut out = Vec::new();
-    read_into(path, &mut out)?;
-    Ok(out)
-}
-
-/// Appends the lines of one `--lines` source to `out`.
+/// Appends the lines of one `--lines` source (`-` is stdin) to `out`. Duplicates are
+/// kept here.
 fn read_into(path: &Path, out: &mut Vec<InputLine>) -> Result<(), InputError> {
     if path == Path::new("-") {
         parse_from(path, std::io::stdin().lock(), out)
@@ -202,15 +196,9 @@ fn read_into(path: &Path, out: &mut Vec<InputLine>) -> Result<(), InputError> {
     }
 }
 
-/// Parses the text of a `--lines` source: plain (one ID a line) unless the first
-/// meaningful line contains a comma, in which case it is CSV with a header row.
-pub fn parse(path: &Path, text: &str) -> Result<Vec<InputLine>, InputError> {
-    let mut out = Vec::new();
-    parse_from(path, text.as_bytes(), &mut out)?;
-    Ok(out)
-}
-
-/// [`parse`] over a reader, one line at a time, appending to `out`.
+/// Parses a `--lines` source one line at a time, appending to `out`: plain (one ID a
+/// line) unless the first meaningful line contains a comma, in which case it is CSV
+/// with a header row.
 fn parse_from<R: BufRead>(
     path: &Path,
     mut reader: R,
@@ -393,6 +381,13 @@ mod tests {
         lines.iter().map(|l| l.id.as_str()).collect()
     }
 
+    /// The lines of a `--lines` source with this text.
+    fn parse(path: &Path, text: &str) -> Result<Vec<InputLine>, InputError> {
+        let mut out = Vec::new();
+        parse_from(path, text.as_bytes(), &mut out)?;
+        Ok(out)
+    }
+
     #[test]
     fn plain_skips_blanks_and_comments_and_trims() {
         let got = parse(Path::new("f"), "# head\n\n  a  \nb\n# c\n\tc\n").unwrap();
@@ -430,7 +425,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("ids.txt");
         std::fs::write(&f, b"a\nb\xff\n").unwrap();
-        let err = read_file(&f).unwrap_err().to_string();
+        let err = read_into(&f, &mut Vec::new()).unwrap_err().to_string();
         assert!(err.contains("ids.txt"), "{err}");
     }
 

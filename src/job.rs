@@ -28,7 +28,7 @@ use crate::webex::{ClientConfig, Stop, StopReason, WebexClient};
 
 /// How far ahead of the oldest unfinished line the run may start lines: bounds the
 /// results held for reordering, independently of `--concurrency`.
-pub const REORDER_WINDOW: usize = 1024;
+pub(crate) const REORDER_WINDOW: usize = 1024;
 
 /// How far a run has got, for a progress display to read while it works.
 #[derive(Debug, Default)]
@@ -173,7 +173,7 @@ pub async fn run(
 }
 
 /// The contract's exit code for a finished run.
-pub fn exit_code(summary: &Summary, fail_on: FailOn, stopped: Option<StopReason>) -> Exit {
+pub(crate) fn exit_code(summary: &Summary, fail_on: FailOn, stopped: Option<StopReason>) -> Exit {
     if stopped == Some(StopReason::Unauthorized) {
         return Exit::Usage;
     }

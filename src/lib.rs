@@ -11,6 +11,7 @@
 //! maps [`exit::Exit`] to the process exit code. See `ARCHITECTURE.md`.
 
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod compare;
 #[cfg(feature = "simulator")]

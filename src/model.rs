@@ -38,7 +38,7 @@ pub enum Severity {
 
 impl Severity {
     /// All severities, lowest first.
-    pub const ALL: [Severity; 4] = [
+    pub(crate) const ALL: [Severity; 4] = [
         Severity::Low,
         Severity::Medium,
         Severity::High,
@@ -51,7 +51,7 @@ impl Severity {
     }
 
     /// Parses the contract's spelling; `None` for anything else.
-    pub fn parse(s: &str) -> Option<Severity> {
+    pub(crate) fn parse(s: &str) -> Option<Severity> {
         Severity::ALL.into_iter().find(|v| v.as_str() == s)
     }
 }
@@ -87,7 +87,7 @@ pub enum RuleStatus {
 
 impl RuleStatus {
     /// Every status.
-    pub const ALL: [RuleStatus; 5] = [
+    pub(crate) const ALL: [RuleStatus; 5] = [
         RuleStatus::Pass,
         RuleStatus::Fail,
         RuleStatus::Waived,
@@ -96,12 +96,12 @@ impl RuleStatus {
     ];
 
     /// Parses the contract's spelling.
-    pub fn parse(s: &str) -> Option<RuleStatus> {
+    pub(crate) fn parse(s: &str) -> Option<RuleStatus> {
         RuleStatus::ALL.into_iter().find(|v| v.as_str() == s)
     }
 
     /// The contract's spelling (one place: the strum derive).
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         self.into()
     }
 }
@@ -137,7 +137,7 @@ pub enum LineStatus {
 
 impl LineStatus {
     /// The contract's spelling (one place: the strum derive).
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         self.into()
     }
 }
@@ -180,7 +180,7 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     /// The contract's spelling (one place: the strum derive).
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         self.into()
     }
 }
@@ -245,12 +245,12 @@ pub enum Change {
 
 impl Change {
     /// The contract's spelling (one place: the strum derive).
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         self.into()
     }
 
     /// The change from `before` (absent: never reported) to `now`.
-    pub fn between(before: Option<RuleStatus>, now: RuleStatus) -> Change {
+    pub(crate) fn between(before: Option<RuleStatus>, now: RuleStatus) -> Change {
         match before {
             None => Change::New,
             Some(b) if b == now => Change::Unchanged,

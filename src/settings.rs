@@ -20,7 +20,7 @@ pub const DEFAULT_FORMATS: &[Format] = &[Format::Json, Format::Csv];
 /// Default `--rate` (requests per second, whole run).
 pub const DEFAULT_RATE: f64 = 10.0;
 /// Slowest `--rate` accepted (one request every 100 s), besides 0 for no limit.
-pub const MIN_RATE: f64 = 0.01;
+pub(crate) const MIN_RATE: f64 = 0.01;
 /// Default `--concurrency`.
 pub const DEFAULT_CONCURRENCY: usize = 8;
 /// Most requests in flight `--concurrency` accepts.
@@ -37,7 +37,7 @@ pub const TOKEN_ENV: &str = "WEBEX_TOKEN";
 /// How fast requests may start, all lines and retries together.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Rate {
-    /// At most this many requests per second, evenly spaced (at least [`MIN_RATE`]).
+    /// At most this many requests per second, evenly spaced (at least `MIN_RATE`, 0.01).
     Fixed(f64),
     /// No ceiling (for local test servers); the pace still backs off after a 429.
     Off,
@@ -57,7 +57,7 @@ impl Rate {
     }
 
     /// The ceiling in requests per second, `None` when off.
-    pub fn per_second(self) -> Option<f64> {
+    pub(crate) fn per_second(self) -> Option<f64> {
         match self {
             Rate::Fixed(r) => Some(r),
             Rate::Off => None,
@@ -92,7 +92,7 @@ pub enum FailOn {
 
 impl FailOn {
     /// The threshold as a severity; `None` for `never`.
-    pub fn threshold(self) -> Option<Severity> {
+    pub(crate) fn threshold(self) -> Option<Severity> {
         match self {
             FailOn::Low => Some(Severity::Low),
             FailOn::Medium => Some(Severity::Medium),
@@ -136,8 +136,9 @@ pub struct ReportSettings {
 }
 
 impl ReportSettings {
-    /// The defaults, writing into `out`.
-    pub fn defaults(out: PathBuf) -> ReportSettings {
+    /// The defaults, writing into `out` (what `demo` runs with).
+    #[cfg(feature = "simulator")]
+    pub(crate) fn defaults(out: PathBuf) -> ReportSettings {
         ReportSettings {
             out,
             formats: DEFAULT_FORMATS.to_vec(),

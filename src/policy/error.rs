@@ -74,7 +74,7 @@ pub(super) struct Problems {
 
 impl Problems {
     /// Where `file` comes in the load order, registering it if it is new.
-    pub fn file_index(&mut self, file: &Path) -> usize {
+    pub(crate) fn file_index(&mut self, file: &Path) -> usize {
         match self.files.iter().position(|f| f == file) {
             Some(i) => i,
             None => {
@@ -85,7 +85,13 @@ impl Problems {
     }
 
     /// Records a problem whose position may be unknown.
-    pub fn add_at(&mut self, file: &Path, pos: Option<Pos>, rule: Option<&str>, message: String) {
+    pub(crate) fn add_at(
+        &mut self,
+        file: &Path,
+        pos: Option<Pos>,
+        rule: Option<&str>,
+        message: String,
+    ) {
         let index = self.file_index(file);
         self.found.push((
             index,
@@ -100,12 +106,12 @@ impl Problems {
     }
 
     /// Records a problem at a known position.
-    pub fn add(&mut self, file: &Path, pos: Pos, rule: Option<&str>, message: String) {
+    pub(crate) fn add(&mut self, file: &Path, pos: Pos, rule: Option<&str>, message: String) {
         self.add_at(file, Some(pos), rule, message);
     }
 
     /// Every problem, by file then position, or `Ok` when there is none.
-    pub fn into_result(self) -> Result<(), PolicyErrors> {
+    pub(crate) fn into_result(self) -> Result<(), PolicyErrors> {
         if self.found.is_empty() {
             return Ok(());
         }

@@ -21,10 +21,10 @@ use super::raw::Pos;
 /// library plus the `strings` (`lowerAscii`, `split`, `join`, `format`, ...) and
 /// `lists` (`distinct`, `flatten`, `sort`, ...) extensions.
 #[derive(Clone)]
-pub(crate) struct CelEnv(pub Arc<Env>);
+pub(crate) struct CelEnv(pub(crate) Arc<Env>);
 
 impl CelEnv {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let mut env = Env::stdlib();
         // Both register fixed overloads into a fresh stdlib env: they can only fail if
         // the cel crate itself is inconsistent, which a test would catch.
@@ -36,7 +36,7 @@ impl CelEnv {
     }
 
     /// A fresh root context sharing this environment.
-    pub fn context<'v>(&self) -> Context<'static, 'v> {
+    pub(crate) fn context<'v>(&self) -> Context<'static, 'v> {
         Context::with_env(Arc::clone(&self.0))
     }
 }
@@ -57,12 +57,12 @@ pub(crate) enum ExprKey {
 }
 
 impl ExprKey {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         self.into()
     }
 
     /// The CEL type the expression must produce.
-    pub fn expected(self) -> &'static str {
+    pub(crate) fn expected(self) -> &'static str {
         match self {
             ExprKey::When | ExprKey::Require => "bool",
             ExprKey::MessageExpr => "string",
@@ -73,14 +73,14 @@ impl ExprKey {
 /// A compiled expression, with its source and where it was written.
 #[derive(Debug)]
 pub(crate) struct Expr {
-    pub source: String,
-    pub program: Program,
-    pub file: PathBuf,
-    pub pos: Pos,
+    pub(crate) source: String,
+    pub(crate) program: Program,
+    pub(crate) file: PathBuf,
+    pub(crate) pos: Pos,
 }
 
 impl Expr {
-    pub fn run(&self, ctx: &Context<'_, '_>) -> Result<Value, cel::ExecutionError> {
+    pub(crate) fn run(&self, ctx: &Context<'_, '_>) -> Result<Value, cel::ExecutionError> {
         self.program.execute(ctx)
     }
 }

@@ -24,7 +24,6 @@
 //! available: the crate is built without its `regex` and `chrono` features.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 
 use chrono::NaiveDate;
 
@@ -34,7 +33,7 @@ mod check;
 mod error;
 pub(crate) mod expr;
 mod load;
-pub(crate) mod raw;
+mod raw;
 mod sample;
 mod schema;
 mod suggest;
@@ -99,10 +98,6 @@ pub struct Rule {
     pub references: Vec<String>,
     /// Disabled rules are listed but not evaluated.
     pub enabled: bool,
-    /// The file the rule came from, and the line of its `[[rule]]` header.
-    pub file: PathBuf,
-    /// 1-based line of the `[[rule]]` header.
-    pub line: usize,
     pub(crate) when: Option<Expr>,
     pub(crate) require: Expr,
     pub(crate) message: Option<String>,
@@ -132,8 +127,6 @@ pub struct Waiver {
     pub reason: String,
     /// Last day it applies (inclusive).
     pub expires: NaiveDate,
-    /// The file it came from.
-    pub file: PathBuf,
     /// 1-based line of its `[[waiver]]` header.
     pub line_no: usize,
 }

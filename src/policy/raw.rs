@@ -13,8 +13,8 @@ use toml::Spanned;
 /// A 1-based line and column (columns count characters, not bytes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct Pos {
-    pub line: usize,
-    pub column: usize,
+    pub(crate) line: usize,
+    pub(crate) column: usize,
 }
 
 /// Maps byte offsets of one text to [`Pos`].
@@ -26,14 +26,14 @@ pub(crate) struct LineIndex<'t> {
 }
 
 impl<'t> LineIndex<'t> {
-    pub fn new(text: &'t str) -> Self {
+    pub(crate) fn new(text: &'t str) -> Self {
         let mut starts = vec![0];
         starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
         LineIndex { text, starts }
     }
 
     /// The position of byte `offset` (clamped to the text).
-    pub fn pos(&self, offset: usize) -> Pos {
+    pub(crate) fn pos(&self, offset: usize) -> Pos {
         let offset = offset.min(self.text.len());
         let line = match self.starts.binary_search(&offset) {
             Ok(i) => i,
@@ -70,7 +70,7 @@ pub(crate) enum RawValue {
 
 impl RawValue {
     /// The TOML type name, for "expected X, found Y" messages.
-    pub fn type_name(&self) -> &'static str {
+    pub(crate) fn type_name(&self) -> &'static str {
         match self {
             RawValue::String(_) => "a string",
             RawValue::Integer(_) | RawValue::BigInteger(_) => "an integer",
@@ -86,30 +86,30 @@ impl RawValue {
 /// An array element: a value and where it starts.
 #[derive(Debug, Clone)]
 pub(crate) struct RawItem {
-    pub value: RawValue,
-    pub pos: Pos,
+    pub(crate) value: RawValue,
+    pub(crate) pos: Pos,
 }
 
 /// One `key = value` of a table.
 #[derive(Debug, Clone)]
 pub(crate) struct RawEntry {
-    pub key: String,
-    pub key_pos: Pos,
-    pub value: RawValue,
+    pub(crate) key: String,
+    pub(crate) key_pos: Pos,
+    pub(crate) value: RawValue,
     /// Where the value starts; for a `[table]` or `[[array]]` element, its header.
-    pub value_pos: Pos,
+    pub(crate) value_pos: Pos,
 }
 
 /// A TOML table.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct RawTable {
     /// In the order written.
-    pub entries: Vec<RawEntry>,
+    pub(crate) entries: Vec<RawEntry>,
 }
 
 impl RawTable {
     /// The entry for `key`, if any (TOML forbids duplicates, so there is at most one).
-    pub fn get(&self, key: &str) -> Option<&RawEntry> {
+    pub(crate) fn get(&self, key: &str) -> Option<&RawEntry> {
         self.entries.iter().find(|e| e.key == key)
     }
 }
@@ -117,8 +117,8 @@ impl RawTable {
 /// A TOML syntax error with its position when the parser gave one.
 #[derive(Debug, Clone)]
 pub(crate) struct SyntaxError {
-    pub pos: Option<Pos>,
-    pub message: String,
+    pub(crate) pos: Option<Pos>,
+    pub(crate) message: String,
 }
 
 /// Parses `text` into a positioned table, or every syntax error the parser found.

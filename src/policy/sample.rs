@@ -57,7 +57,7 @@ pub(super) struct Samples(Vec<(&'static str, serde_json::Value)>);
 impl Samples {
     /// Records holding every documented field, with enum values varied so that an
     /// expression's `&&`/`||`/`?:` cannot skip a misspelt name on all of them.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let person = json!({
             "id": "Y2lzY29zcGFyazovL3VzL1BFT1BMRS82MWU3MDlkNy1hM2IxLTQ2MDctOTBiOC04NmE5MDgxYWFkNmE",
             "lastName": "Little",
@@ -115,7 +115,7 @@ impl Samples {
     /// Why `e`, the `which` of a rule, cannot work on real data, if a sample run shows
     /// it: a result of the wrong type, or a name that is unknown and close to a
     /// documented one. The first such run wins.
-    pub fn problem(
+    pub(crate) fn problem(
         &self,
         env: &CelEnv,
         e: &Expr,

@@ -22,7 +22,7 @@ use super::ReportError;
 const WRITE_BUFFER: usize = 64 * 1024;
 
 /// The temporary name under which the file `name` is written: `.NAME.tmp`.
-pub fn temp_name(name: &str) -> String {
+pub(crate) fn temp_name(name: &str) -> String {
     format!(".{name}.tmp")
 }
 
@@ -31,7 +31,7 @@ pub fn temp_name(name: &str) -> String {
 /// Created with `create_new`, so two runs can never share one: the second gets an
 /// `AlreadyExists` error and picks another name.
 #[derive(Debug)]
-pub struct TempFile {
+pub(crate) struct TempFile {
     path: PathBuf,
     /// None once closed: the handle is dropped before a rename or removal, which
     /// Windows needs.
@@ -43,7 +43,7 @@ pub struct TempFile {
 
 impl TempFile {
     /// Creates `path`, failing if it exists.
-    pub fn create_new(path: PathBuf) -> Result<TempFile, ReportError> {
+    pub(crate) fn create_new(path: PathBuf) -> Result<TempFile, ReportError> {
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -61,14 +61,14 @@ impl TempFile {
     }
 
     /// Where the file is.
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
     /// Flushes what was written and returns a buffered reader from its start.
     ///
     /// Writing after reading is not supported (it would continue where reading stopped).
-    pub fn reader(&mut self) -> Result<impl BufRead + '_, ReportError> {
+    pub(crate) fn reader(&mut self) -> Result<impl BufRead + '_, ReportError> {
         let path = &self.path;
         let io_err = |source| ReportError::Io {
             path: path.clone(),
@@ -128,17 +128,17 @@ impl Drop for TempFile {
     }
 }
 
-/// A file that appears under its final name only when [`commit`](AtomicFile::commit)
-/// succeeds.
+/// A file that appears under its final name only when it is [sealed](AtomicFile::seal)
+/// and [committed](Sealed::commit).
 #[derive(Debug)]
-pub struct AtomicFile {
+pub(crate) struct AtomicFile {
     tmp: TempFile,
     final_path: PathBuf,
 }
 
 impl AtomicFile {
     /// Starts writing `dir/name` by creating `dir/.name.tmp` (which must not exist).
-    pub fn create(dir: &Path, name: &str) -> Result<AtomicFile, ReportError> {
+    pub(crate) fn create(dir: &Path, name: &str) -> Result<AtomicFile, ReportError> {
         let tmp = TempFile::create_new(dir.join(temp_name(name)))?;
         Ok(AtomicFile {
             tmp,
@@ -147,43 +147,31 @@ impl AtomicFile {
     }
 
     /// The temporary file being written.
-    pub fn temp_path(&self) -> &Path {
+    pub(crate) fn temp_path(&self) -> &Path {
         self.tmp.path()
-    }
-
-    /// The name the file gets on commit.
-    pub fn final_path(&self) -> &Path {
-        &self.final_path
     }
 
     /// Flushes, fsyncs and closes the file, still under its temporary name: what is
     /// left to do, the rename, can be done for several files together.
-    pub fn seal(mut self) -> Result<Sealed, ReportError> {
+    pub(crate) fn seal(mut self) -> Result<Sealed, ReportError> {
         self.tmp.close()?;
         Ok(Sealed {
             tmp: self.tmp,
             final_path: self.final_path,
         })
     }
-
-    /// Seals the file and renames it to its final name; returns that name.
-    ///
-    /// An existing file of that name is replaced.
-    pub fn commit(self) -> Result<PathBuf, ReportError> {
-        self.seal()?.commit()
-    }
 }
 
 /// A complete, synced file waiting under its temporary name; dropping it removes it.
 #[derive(Debug)]
-pub struct Sealed {
+pub(crate) struct Sealed {
     tmp: TempFile,
     final_path: PathBuf,
 }
 
 impl Sealed {
     /// Renames the file to its final name; returns that name.
-    pub fn commit(mut self) -> Result<PathBuf, ReportError> {
+    pub(crate) fn commit(mut self) -> Result<PathBuf, ReportError> {
         fs::rename(self.tmp.path(), &self.final_path).map_err(|source| ReportError::Io {
             path: self.final_path.clone(),
             source,
@@ -245,7 +233,7 @@ mod tests {
         f.write_all(b"hello").expect("write");
         assert!(tmp.exists());
         assert!(!dir.path().join("r.json").exists());
-        let out = f.commit().expect("commit");
+        let out = f.seal().expect("seal").commit().expect("commit");
         assert_eq!(out, dir.path().join("r.json"));
         assert_eq!(fs::read_to_string(&out).expect("read"), "hello");
         assert!(!tmp.exists());

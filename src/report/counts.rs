@@ -14,14 +14,25 @@ use super::effective_findings;
 use crate::model::{Change, LineReport, LineStatus, RuleStatus, Severity};
 use crate::policy::PolicySet;
 
+/// A counter struct's fields by enum value, as [`enum_counts!`] maps them.
+///
+/// A trait, not inherent methods: the table gives every struct both directions, but
+/// only some counters are read by value (an inherent `get` would be dead code on the
+/// others).
+trait ByKey<K> {
+    /// The count for one value.
+    fn get(&self, key: K) -> u64;
+    /// The field that counts one value.
+    fn slot(&mut self, key: K) -> &mut u64;
+}
+
 /// Declares a counter struct from a table of `field => Variant` rows: one public `u64`
 /// field per row, in row order (which is also the JSON key order), plus `get` and
 /// `bump` by enum value. An optional leading `pub total: u64,` counts every bump.
 macro_rules! enum_counts {
     (@by_key $name:ident, $key:ident { $( $field:ident => $variant:ident, )+ }) => {
-        impl $name {
-            /// The count for one value.
-            pub fn get(&self, key: $key) -> u64 {
+        impl ByKey<$key> for $name {
+            fn get(&self, key: $key) -> u64 {
                 match key {
                     $( $key::$variant => self.$field, )+
                 }
@@ -36,7 +47,7 @@ macro_rules! enum_counts {
     };
     (
         $(#[$meta:meta])*
-        pub struct $name:ident by $key:ident {
+        $vis:vis struct $name:ident by $key:ident {
             $(#[$total_meta:meta])*
             pub total: u64,
             $( $(#[$field_meta:meta])* $field:ident => $variant:ident, )+
@@ -44,7 +55,7 @@ macro_rules! enum_counts {
     ) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-        pub struct $name {
+        $vis struct $name {
             $(#[$total_meta])*
             pub total: u64,
             $( $(#[$field_meta])* pub $field: u64, )+
@@ -61,13 +72,13 @@ macro_rules! enum_counts {
     };
     (
         $(#[$meta:meta])*
-        pub struct $name:ident by $key:ident {
+        $vis:vis struct $name:ident by $key:ident {
             $( $(#[$field_meta:meta])* $field:ident => $variant:ident, )+
         }
     ) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-        pub struct $name {
+        $vis struct $name {
             $( $(#[$field_meta])* pub $field: u64, )+
         }
 
@@ -132,7 +143,7 @@ enum_counts! {
 
 enum_counts! {
     /// Results by [`Change`], for `summary.changes`.
-    pub struct ChangeCounts by Change {
+    pub(crate) struct ChangeCounts by Change {
         /// Not in the previous report.
         new => New,
         /// Same status.
@@ -168,7 +179,7 @@ pub struct Summary {
     pub failing_rules: BTreeMap<usize, u64>,
     /// Results by change since the previous report; only with `audit --previous`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub changes: Option<ChangeCounts>,
+    pub(crate) changes: Option<ChangeCounts>,
 }
 
 impl Summary {
@@ -176,7 +187,7 @@ impl Summary {
     ///
     /// A result naming a rule the set does not have is counted by status but cannot be
     /// attributed to a severity; the writers report it as an error.
-    pub fn add(&mut self, line: &LineReport, policies: &PolicySet) {
+    pub(crate) fn add(&mut self, line: &LineReport, policies: &PolicySet) {
         self.lines.bump(line.status);
         for f in effective_findings(line, policies).iter() {
             self.results.bump(f.status);

@@ -12,9 +12,8 @@
 //! - Every cell except the header goes through [`neutralise`], so no spreadsheet runs
 //!   data from the API as a formula.
 //! - A line that was never read still gets one findings row per enabled rule, with
-//!   status `error` and the line's error message (see
-//!   [`effective_findings`]), so "one row per line and rule"
-//!   holds for every line.
+//!   status `error` and the line's error message (see `effective_findings`), so "one
+//!   row per line and rule" holds for every line.
 //! - `change` compares with a previous report (`audit --previous`): `new`, `unchanged`,
 //!   `regressed`, `resolved` or `changed`; empty when there is none.
 
@@ -83,7 +82,7 @@ pub fn neutralise(cell: &str) -> Cow<'_, str> {
 
 /// Undoes [`neutralise`]: drops the `'` it added, so a report read back (as `--lines`
 /// or `--previous`) gives the original values.
-pub fn unneutralise(cell: &str) -> &str {
+pub(crate) fn unneutralise(cell: &str) -> &str {
     match cell.strip_prefix('\'') {
         Some(rest) if rest.starts_with(['=', '+', '-', '@', '\t', '\r']) => rest,
         _ => cell,
@@ -93,7 +92,7 @@ pub fn unneutralise(cell: &str) -> &str {
 /// One member as `Display Name <email>`: the name is `displayName`, else `firstName`
 /// and `lastName`; with only a name or only an email, that one; with neither, the
 /// member's `id`; with no `id` either, the member's JSON.
-pub fn format_member(member: &Value) -> String {
+pub(crate) fn format_member(member: &Value) -> String {
     let text = |key: &str| {
         member
             .get(key)
@@ -123,7 +122,7 @@ pub fn format_member(member: &Value) -> String {
 }
 
 /// The `members` cell: every member formatted by [`format_member`], joined by `; `.
-pub fn format_members(members: &Value) -> String {
+pub(crate) fn format_members(members: &Value) -> String {
     match members {
         Value::Array(a) => a.iter().map(format_member).collect::<Vec<_>>().join("; "),
         Value::Null => String::new(),
@@ -142,7 +141,7 @@ fn setting_cell(settings: Option<&Value>, key: &str) -> String {
 }
 
 /// Streaming writer of both CSV files.
-pub struct CsvWriter {
+pub(crate) struct CsvWriter {
     findings: Writer<AtomicFile>,
     findings_path: PathBuf,
     lines: Writer<AtomicFile>,
@@ -164,7 +163,7 @@ impl std::fmt::Debug for CsvWriter {
 impl CsvWriter {
     /// Opens `dir/.STEM-findings.csv.tmp` and `dir/.STEM-lines.csv.tmp` and writes the
     /// header rows.
-    pub fn create(
+    pub(crate) fn create(
         dir: &Path,
         stem: &str,
         meta: &RunMeta,

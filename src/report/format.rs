@@ -101,7 +101,7 @@ pub enum FormatError {
 }
 
 /// One format's streaming writer.
-pub trait ReportWriter: Send {
+pub(crate) trait ReportWriter: Send {
     /// Writes one line (and its results), in input order.
     fn write_line(&mut self, line: &LineReport) -> Result<(), ReportError>;
 

@@ -30,11 +30,11 @@ use crate::model::{Change, LineError, LineReport, LineStatus, RuleStatus, Severi
 use crate::policy::{PolicySet, PolicySource};
 
 /// The `schema_version` this writer produces.
-pub const SCHEMA_VERSION: u32 = 1;
+pub(crate) const SCHEMA_VERSION: u32 = 1;
 
 /// Streaming writer of `STEM.json`.
 #[derive(Debug)]
-pub struct JsonWriter {
+pub(crate) struct JsonWriter {
     /// The final file, created (empty) at the start so that its name is reserved.
     out: AtomicFile,
     /// Line objects so far, one per text line.
@@ -163,7 +163,7 @@ impl Serialize for SpooledLines<'_> {
 
 impl JsonWriter {
     /// Opens `dir/.STEM.json.tmp` and the spool `dir/.STEM.json.lines.tmp`.
-    pub fn create(
+    pub(crate) fn create(
         dir: &Path,
         stem: &str,
         meta: RunMeta,

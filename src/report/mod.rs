@@ -5,28 +5,28 @@
 //! the [`Summary`] are kept. The JSON report, whose `lines` array comes last, spools
 //! its line objects to a hidden temporary file and assembles the final file at the end.
 //!
-//! Every file is written atomically ([`atomic`]): a hidden `.NAME.tmp` first, renamed
+//! Every file is written atomically (module `atomic`): a hidden `.NAME.tmp` first, renamed
 //! to `NAME` by [`Reports::finish`]. Dropping [`Reports`] without finishing removes the
 //! temporary files and leaves no report.
 //!
 //! Lines that were never read (`error`, `invalid`, `not_audited` without findings) get
 //! one `error` result per enabled rule, carrying the line's error message (see
-//! [`effective_findings`]): the contract says every rule of an unread line is `error`,
+//! `effective_findings`): the contract says every rule of an unread line is `error`,
 //! and the findings CSV promises one row per line and rule. The JSON `results`, the
 //! findings CSV and the summary counts all use these same results, so they agree.
 //!
 //! Layout: the set of a run's reports in `set`, the summary counts in `counts`, file
-//! names in `naming`, `--format` and the [`ReportWriter`] interface in `format`, and
-//! one module per format ([`json`], [`csv`]).
+//! names in `naming`, `--format` and the `ReportWriter` interface in `format`, and
+//! one module per format (`json`, [`csv`]).
 
-pub mod atomic;
+mod atomic;
 mod counts;
 pub mod csv;
 mod format;
-pub mod json;
+mod json;
 mod naming;
 mod set;
-pub mod summary;
+mod summary;
 
 use std::borrow::Cow;
 use std::io;
@@ -37,10 +37,11 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use crate::model::{Finding, LineReport, LineStatus};
 use crate::policy::PolicySet;
 
-pub use self::counts::{ChangeCounts, LineCounts, ResultCounts, SeverityCounts, Summary};
-pub use self::csv::{neutralise, unneutralise};
-pub use self::format::{Format, FormatError, ReportWriter};
-pub use self::naming::base_stem;
+pub use self::counts::{LineCounts, ResultCounts, SeverityCounts, Summary};
+pub use self::csv::neutralise;
+pub(crate) use self::csv::unneutralise;
+pub(crate) use self::format::ReportWriter;
+pub use self::format::{Format, FormatError};
 pub use self::set::Reports;
 pub use self::summary::render_summary;
 
@@ -70,7 +71,7 @@ pub struct RunEnd {
     pub exit_code: i32,
 }
 
-pub use crate::eval::WaiverState;
+pub(crate) use crate::eval::WaiverState;
 
 /// Why a report could not be written.
 #[derive(Debug, thiserror::Error)]
@@ -150,7 +151,10 @@ impl ReportError {
 /// A line that was never read (status `error`, `invalid` or `not_audited`, no
 /// findings) gets one `error` result per enabled rule, in rule order, with the line's
 /// error message; any other line is reported with its own findings.
-pub fn effective_findings<'a>(line: &'a LineReport, policies: &PolicySet) -> Cow<'a, [Finding]> {
+pub(crate) fn effective_findings<'a>(
+    line: &'a LineReport,
+    policies: &PolicySet,
+) -> Cow<'a, [Finding]> {
     let unread = matches!(
         line.status,
         LineStatus::Error | LineStatus::Invalid | LineStatus::NotAudited
@@ -204,6 +208,6 @@ fn unread_message(line: &LineReport) -> String {
 }
 
 /// RFC 3339 UTC with seconds precision and `Z`, e.g. `2026-11-29T03:20:56Z`.
-pub fn rfc3339(t: &DateTime<Utc>) -> String {
+pub(crate) fn rfc3339(t: &DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }

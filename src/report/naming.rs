@@ -13,7 +13,7 @@ use super::ReportError;
 pub(crate) const MAX_SUFFIX: u32 = 1000;
 
 /// The unsuffixed report stem for a run started at `t`: `ptt-audit-YYYYMMDDTHHMMSSZ`.
-pub fn base_stem(t: &DateTime<Utc>) -> String {
+pub(crate) fn base_stem(t: &DateTime<Utc>) -> String {
     format!("ptt-audit-{}", t.format("%Y%m%dT%H%M%SZ"))
 }
 

@@ -9,10 +9,10 @@ use crate::model::{ErrorKind, LineError};
 /// Fields the API marks required in a PTT settings answer. A 200 without them is not
 /// the line's settings (a proxy's page, an error body, an API change) and must not be
 /// evaluated: rules that only look at `members` would pass it.
-pub const REQUIRED_FIELDS: [&str; 3] = ["allowAutoAnswer", "connectionType", "accessType"];
+pub(crate) const REQUIRED_FIELDS: [&str; 3] = ["allowAutoAnswer", "connectionType", "accessType"];
 
 /// The settings in a 2xx body, or why the body is not settings.
-pub fn decode(body: &[u8]) -> Result<serde_json::Value, String> {
+pub(crate) fn decode(body: &[u8]) -> Result<serde_json::Value, String> {
     match serde_json::from_slice::<serde_json::Value>(body) {
         Ok(serde_json::Value::Object(map)) => {
             let missing: Vec<&str> = REQUIRED_FIELDS
@@ -45,7 +45,7 @@ pub fn decode(body: &[u8]) -> Result<serde_json::Value, String> {
 /// The error for an HTTP answer, with the API's `message` and tracking ID: the body's
 /// `trackingId` when it has one, else the `TrackingID` header. `detail` (may be
 /// empty) is appended after the API's message.
-pub fn line_error(
+pub(crate) fn line_error(
     kind: ErrorKind,
     status: StatusCode,
     detail: String,

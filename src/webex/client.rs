@@ -21,7 +21,7 @@ use crate::model::{ErrorKind, LineError};
 pub const DEFAULT_BASE_URL: &str = "https://webexapis.com/v1";
 
 /// Prefix of the `TrackingID` header this tool sends, so support can find its requests.
-pub const TRACKING_PREFIX: &str = "PTTAUDIT";
+pub(crate) const TRACKING_PREFIX: &str = "PTTAUDIT";
 
 /// Everything but RFC 3986 unreserved characters is escaped, so an ID is always
 /// exactly one path segment (`/`, `?`, `#`, `%` included).
@@ -99,7 +99,7 @@ pub struct Fetched {
     /// The JSON object the API returned.
     pub settings: serde_json::Value,
     /// When the answer arrived.
-    pub read_at: DateTime<Utc>,
+    pub(crate) read_at: DateTime<Utc>,
     /// Requests sent for this line.
     pub attempts: u32,
 }
@@ -147,12 +147,12 @@ impl WebexClient {
     }
 
     /// The pacer shared by every request of this client.
-    pub fn pacer(&self) -> &Pacer {
+    pub(crate) fn pacer(&self) -> &Pacer {
         &self.pacer
     }
 
     /// The URL that reads `id`'s settings (the ID as one encoded path segment).
-    pub fn ptt_url(&self, id: &str) -> String {
+    pub(crate) fn ptt_url(&self, id: &str) -> String {
         let mut url = String::with_capacity(self.lines_url.len() + id.len() + 64);
         url.push_str(&self.lines_url);
         url.extend(utf8_percent_encode(id, SEGMENT));

@@ -19,14 +19,14 @@ use crate::model::{ErrorKind, LineError};
 /// 429s a single line may receive before it is given up. Much larger than
 /// `--max-retries`: a throttling server is still answering, and the run slows down
 /// for it, so a line should not fail merely because the server is busy.
-pub const THROTTLE_BUDGET: u32 = 50;
+pub(crate) const THROTTLE_BUDGET: u32 = 50;
 
 /// Longest `Retry-After` obeyed as given.
-pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+pub(crate) const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
 /// What one attempt produced.
 #[derive(Debug)]
-pub enum Attempt {
+pub(crate) enum Attempt {
     /// The server answered (any status), body read in full.
     Answer {
         /// The status line.
@@ -47,21 +47,21 @@ pub enum Attempt {
 
 /// One line's counts so far, against its two budgets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Tries {
+pub(crate) struct Tries {
     /// Requests sent for the line, the one being decided included.
-    pub attempts: u32,
+    pub(crate) attempts: u32,
     /// Retries spent of `--max-retries` (timeouts, connection errors, 408, 423, 5xx,
     /// bodies that are not settings).
-    pub retries: u32,
+    pub(crate) retries: u32,
     /// 429s received, counted against [`THROTTLE_BUDGET`].
-    pub throttled: u32,
+    pub(crate) throttled: u32,
     /// `--max-retries`.
-    pub max_retries: u32,
+    pub(crate) max_retries: u32,
 }
 
 impl Tries {
     /// Nothing sent yet.
-    pub fn new(max_retries: u32) -> Tries {
+    pub(crate) fn new(max_retries: u32) -> Tries {
         Tries {
             attempts: 0,
             retries: 0,
@@ -73,17 +73,17 @@ impl Tries {
 
 /// What an attempt means, for the run as a whole and for its line.
 #[derive(Debug, PartialEq)]
-pub struct Decision {
+pub(crate) struct Decision {
     /// Applies whatever becomes of the line: a pause asked for by a line that then
     /// gives up still holds every other line.
-    pub run: ForRun,
+    pub(crate) run: ForRun,
     /// What the line does next.
-    pub line: ForLine,
+    pub(crate) line: ForLine,
 }
 
 /// What the run's pacer and stop signal must learn from an attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ForRun {
+pub(crate) enum ForRun {
     /// No answer: says nothing about the pace the server accepts.
     Nothing,
     /// An answer other than 429 or 401; with a `Retry-After` on a retried status,
@@ -104,7 +104,7 @@ pub enum ForRun {
 
 /// What the line does after an attempt.
 #[derive(Debug, PartialEq)]
-pub enum ForLine {
+pub(crate) enum ForLine {
     /// Read: the line's settings.
     Done(serde_json::Value),
     /// Send again after `wait`; one retry spent.
@@ -123,7 +123,7 @@ pub enum ForLine {
 
 /// How long a line waits before a retry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Wait {
+pub(crate) enum Wait {
     /// Exponential backoff with full jitter ([`backoff`]), for the `retry`-th retry.
     /// Only this line waits; other lines go on.
     Backoff {
@@ -137,7 +137,7 @@ pub enum Wait {
 
 /// Decides what `attempt` means, spending the line's budgets in `tries` (whose
 /// `attempts` already counts this attempt). `now` dates an HTTP-date `Retry-After`.
-pub fn decide(attempt: &Attempt, tries: &mut Tries, now: SystemTime) -> Decision {
+pub(crate) fn decide(attempt: &Attempt, tries: &mut Tries, now: SystemTime) -> Decision {
     let (status, headers, body) = match attempt {
         Attempt::Answer {
             status,
@@ -243,7 +243,7 @@ fn retry(tries: &mut Tries, error: LineError, run_pause: Option<Duration>) -> Fo
 ///
 /// A value longer than [`MAX_RETRY_AFTER`] is cut to it (with a warning): a buggy or
 /// hostile server must not stall a nightly job for days.
-pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+pub(crate) fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     let value = value.trim();
     let asked = if let Ok(secs) = value.parse::<u64>() {
         Duration::from_secs(secs)
@@ -270,13 +270,13 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
 
 /// The wait before the `retry`-th retry of a line ([`Wait::Backoff`]): exponential
 /// with full jitter, so lines that failed together do not come back together.
-pub fn backoff(retry: u32) -> Duration {
+pub(crate) fn backoff(retry: u32) -> Duration {
     full_jitter(retry)
 }
 
 /// The error of a line the run stopped before it was read. `last` is the error of
 /// its previous attempt, when it was waiting to retry.
-pub fn not_audited(
+pub(crate) fn not_audited(
     reason: Option<StopReason>,
     attempts: u32,
     last: Option<LineError>,

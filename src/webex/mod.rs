@@ -7,7 +7,7 @@
 mod answer;
 mod client;
 mod decide;
-pub mod pace;
+mod pace;
 mod stop;
 mod token;
 

@@ -20,29 +20,29 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio::time::Instant;
 
 /// Slowest pace the adaptive gate drops to, in requests per second.
-pub const MIN_ADAPTIVE_RATE: f64 = 0.5;
+pub(crate) const MIN_ADAPTIVE_RATE: f64 = 0.5;
 /// Answers since the last pause needed before their rate is taken for the server's;
 /// with fewer, a 429 halves the pace.
-pub const MIN_EVIDENCE: u64 = 10;
+pub(crate) const MIN_EVIDENCE: u64 = 10;
 /// Share of the server's accepted rate the run drops to after a 429.
-pub const THROTTLE_FACTOR: f64 = 0.85;
+pub(crate) const THROTTLE_FACTOR: f64 = 0.85;
 /// How often the adaptive pace probes upwards while no 429 arrives.
-pub const PROBE_PERIOD: Duration = Duration::from_secs(1);
+pub(crate) const PROBE_PERIOD: Duration = Duration::from_secs(1);
 /// Upward step per probe while well below the rate that was last refused.
-pub const FAST_PROBE: f64 = 1.10;
+pub(crate) const FAST_PROBE: f64 = 1.10;
 /// Upward step per probe near or above the rate that was last refused.
-pub const SLOW_PROBE: f64 = 1.01;
+pub(crate) const SLOW_PROBE: f64 = 1.01;
 /// After this long without a 429 the refusal is taken for a passing episode (a busy
 /// minute on the server, not its steady limit) and the pace climbs back fast.
-pub const QUIET_PERIOD: Duration = Duration::from_secs(30);
+pub(crate) const QUIET_PERIOD: Duration = Duration::from_secs(30);
 /// First backoff when a 429 carries no usable `Retry-After`; doubles per 429 in a row.
-pub const BACKOFF_BASE: Duration = Duration::from_millis(500);
+pub(crate) const BACKOFF_BASE: Duration = Duration::from_millis(500);
 /// Longest backoff without a `Retry-After`.
-pub const BACKOFF_CAP: Duration = Duration::from_secs(60);
+pub(crate) const BACKOFF_CAP: Duration = Duration::from_secs(60);
 
 /// Paces every request of one run. Cheap to share behind an `Arc`.
 #[derive(Debug)]
-pub struct Pacer {
+pub(crate) struct Pacer {
     ceiling: Option<DefaultDirectRateLimiter>,
     configured: Option<f64>,
     state: Mutex<State>,
@@ -84,7 +84,7 @@ struct Adaptive {
 impl Pacer {
     /// A pacer with a ceiling of `rate` requests per second; `None` or `0` means no
     /// ceiling (the adaptive pace still applies after a 429).
-    pub fn new(rate: Option<f64>) -> Pacer {
+    pub(crate) fn new(rate: Option<f64>) -> Pacer {
         let rate = rate.filter(|r| *r > 0.0 && r.is_finite());
         let ceiling = rate.map(|r| {
             let period = Duration::from_secs_f64(1.0 / r).max(Duration::from_nanos(1));
@@ -109,7 +109,7 @@ impl Pacer {
     }
 
     /// Waits until a request may start, then counts it as started.
-    pub async fn acquire(&self) {
+    pub(crate) async fn acquire(&self) {
         loop {
             // 1. The run-wide pause, and a slot from the adaptive gate.
             let wait = {
@@ -180,7 +180,7 @@ impl Pacer {
     }
 
     /// Records an answer that was not a 429.
-    pub fn answered(&self) {
+    pub(crate) fn answered(&self) {
         let mut s = self.lock();
         s.ok_since_resume += 1;
         s.throttles_in_a_row = 0;
@@ -189,7 +189,7 @@ impl Pacer {
     /// Records a 429: pauses the whole run for `retry_after` (or a jittered exponential
     /// backoff when the server gave none that parses) and lowers the pace. Returns the
     /// pause.
-    pub fn throttled(&self, retry_after: Option<Duration>) -> Duration {
+    pub(crate) fn throttled(&self, retry_after: Option<Duration>) -> Duration {
         let mut s = self.lock();
         let now = Instant::now();
         s.throttles_total += 1;
@@ -237,7 +237,7 @@ impl Pacer {
 
     /// Pauses the whole run until `retry_after` from now (a `Retry-After` on a
     /// response other than 429), without changing the pace.
-    pub fn pause_for(&self, retry_after: Duration) {
+    pub(crate) fn pause_for(&self, retry_after: Duration) {
         let mut s = self.lock();
         Self::extend_pause(&mut s, Instant::now() + retry_after);
     }
@@ -249,12 +249,13 @@ impl Pacer {
     }
 
     /// The current adaptive pace, when the server has made the run slow down.
-    pub fn adaptive_rate(&self) -> Option<f64> {
+    #[cfg(test)]
+    fn adaptive_rate(&self) -> Option<f64> {
         self.lock().adaptive.as_ref().map(|a| a.rate)
     }
 
     /// How many 429s the run has seen.
-    pub fn throttles(&self) -> u64 {
+    pub(crate) fn throttles(&self) -> u64 {
         self.lock().throttles_total
     }
 
@@ -265,7 +266,7 @@ impl Pacer {
 }
 
 /// Exponential backoff with full jitter: uniform in `[0, min(cap, base × 2^(n-1))]`.
-pub fn full_jitter(n: u32) -> Duration {
+pub(crate) fn full_jitter(n: u32) -> Duration {
     let exp = BACKOFF_BASE.saturating_mul(1u32 << n.saturating_sub(1).min(16));
     let cap = exp.min(BACKOFF_CAP);
     cap.mul_f64(rand::random::<f64>())

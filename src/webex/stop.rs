@@ -39,12 +39,12 @@ impl Stop {
     }
 
     /// Why the run stopped, if it did.
-    pub fn reason(&self) -> Option<StopReason> {
+    pub(crate) fn reason(&self) -> Option<StopReason> {
         *self.tx.borrow()
     }
 
     /// Completes when the run stops.
-    pub async fn stopped(&self) -> StopReason {
+    pub(crate) async fn stopped(&self) -> StopReason {
         let mut rx = self.tx.subscribe();
         loop {
             if let Some(r) = *rx.borrow_and_update() {

@@ -59,13 +59,13 @@ pub(super) struct Schema {
 
 /// The checked content of every file.
 pub(super) struct Checked {
-    pub rules: Vec<Rule>,
-    pub waivers: Vec<Waiver>,
-    pub vars: serde_json::Map<String, serde_json::Value>,
+    pub(crate) rules: Vec<Rule>,
+    pub(crate) waivers: Vec<Waiver>,
+    pub(crate) vars: serde_json::Map<String, serde_json::Value>,
 }
 
 impl Schema {
-    pub fn new(env: CelEnv) -> Self {
+    pub(crate) fn new(env: CelEnv) -> Self {
         Schema {
             env,
             problems: Problems::default(),
@@ -78,12 +78,12 @@ impl Schema {
     }
 
     /// The `[vars]` tables read so far, merged.
-    pub fn vars(&self) -> &serde_json::Map<String, serde_json::Value> {
+    pub(crate) fn vars(&self) -> &serde_json::Map<String, serde_json::Value> {
         &self.vars
     }
 
     /// Checks one file's top-level table: `[vars]`, `[[rule]]` and `[[waiver]]`.
-    pub fn add_table(&mut self, file: &Path, table: &RawTable) {
+    pub(crate) fn add_table(&mut self, file: &Path, table: &RawTable) {
         for entry in &table.entries {
             match entry.key.as_str() {
                 "vars" => match &entry.value {
@@ -170,7 +170,7 @@ impl Schema {
     /// # Errors
     ///
     /// Every problem recorded in [`Schema::problems`], by file then position.
-    pub fn finish(self) -> Result<Checked, PolicyErrors> {
+    pub(crate) fn finish(self) -> Result<Checked, PolicyErrors> {
         self.problems.into_result()?;
         Ok(Checked {
             // Without problems every required part is present, so nothing is dropped.

@@ -1,6 +1,6 @@
 //! `[[rule]]` entries.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::{closest, Schema, RULE_KEYS, RULE_REQUIRED};
 use crate::model::Severity;
@@ -11,8 +11,6 @@ use crate::policy::Rule;
 /// A rule as far as it could be read; a [`Rule`] once complete.
 pub(super) struct RuleDraft {
     id: Option<String>,
-    file: PathBuf,
-    line: usize,
     title: Option<String>,
     severity: Option<Severity>,
     description: Option<String>,
@@ -27,7 +25,7 @@ pub(super) struct RuleDraft {
 
 impl RuleDraft {
     /// The rule, if every required part was read.
-    pub fn into_rule(self) -> Option<Rule> {
+    pub(crate) fn into_rule(self) -> Option<Rule> {
         let (Some(id), Some(title), Some(severity), Some(require)) =
             (self.id, self.title, self.severity, self.require)
         else {
@@ -41,8 +39,6 @@ impl RuleDraft {
             remediation: self.remediation,
             references: self.references,
             enabled: self.enabled,
-            file: self.file,
-            line: self.line,
             when: self.when,
             require,
             message: self.message,
@@ -77,8 +73,6 @@ impl Schema {
         let rid = id.as_deref();
         let mut d = RuleDraft {
             id: id.clone(),
-            file: file.to_path_buf(),
-            line: header.line,
             title: None,
             severity: None,
             description: None,

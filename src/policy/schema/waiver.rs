@@ -21,7 +21,7 @@ pub(super) struct WaiverDraft {
 
 impl WaiverDraft {
     /// The waiver, if every required part was read.
-    pub fn into_waiver(self) -> Option<Waiver> {
+    pub(crate) fn into_waiver(self) -> Option<Waiver> {
         let (Some((rule, _)), Some(line), Some(reason), Some(expires)) =
             (self.rule, self.line, self.reason, self.expires)
         else {
@@ -32,7 +32,6 @@ impl WaiverDraft {
             line,
             reason,
             expires,
-            file: self.file,
             line_no: self.line_no,
         })
     }
