@@ -2,7 +2,8 @@
 
 use std::io::Write;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -110,18 +111,13 @@ pub async fn run(args: SimulateArgs) -> anyhow::Result<Exit> {
         )
     };
     let sim = simulator::start(config, listen).await?;
-    if let Some(path) = &ids_out {
+    if let Some(path) = ids_out {
         // The IDs file must be complete before the URL appears: scripts wait for the
-        // URL and then read the file. A temporary file and a rename guarantee that.
-        let mut text = sim.ids.join("\n");
-        text.push('\n');
-        let tmp = path.with_extension("tmp");
-        tokio::fs::write(&tmp, text)
+        // URL and then read the file.
+        let ids = Arc::clone(&sim.ids);
+        tokio::task::spawn_blocking(move || write_ids(&path, &ids))
             .await
-            .with_context(|| format!("cannot write {}", tmp.display()))?;
-        tokio::fs::rename(&tmp, path)
-            .await
-            .with_context(|| format!("cannot write {}", path.display()))?;
+            .context("cannot write the IDs file")??;
     }
     {
         let mut out = std::io::stdout().lock();
@@ -151,6 +147,32 @@ pub async fn run(args: SimulateArgs) -> anyhow::Result<Exit> {
     sim.shutdown().await;
     println!("{stats}");
     Ok(Exit::Ok)
+}
+
+/// Writes `ids`, one per line, to `path` all at once: the file is filled under a
+/// fresh unique name beside `path` and renamed onto it, so a reader never sees half a
+/// list, and a failure leaves no stray file behind.
+fn write_ids(path: &Path, ids: &[String]) -> anyhow::Result<()> {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    #[cfg_attr(not(unix), allow(unused_mut))]
+    let mut builder = tempfile::Builder::new();
+    // An ordinary output file, readable as the umask allows (as before), rather than
+    // the owner-only mode tempfile gives its files.
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+    let mut file = builder
+        .tempfile_in(dir)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    let mut text = ids.join("\n");
+    text.push('\n');
+    file.write_all(text.as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    file.persist(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
 }
 
 #[cfg(test)]

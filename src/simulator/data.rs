@@ -8,9 +8,12 @@
 use std::collections::HashMap;
 
 use axum::body::Bytes;
-use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
+// Not rand's `StdRng`: its algorithm may change in any rand release, and the data for
+// a seed is promised to stay the same. ChaCha12 is what StdRng was when this was
+// written, so the data did not change with the switch.
+use rand_chacha::ChaCha12Rng;
 use serde_json::{json, Map, Value};
 
 /// One synthetic virtual line with its answers pre-rendered.
@@ -119,7 +122,7 @@ const DOMAINS: &[(&str, u32)] = &[
 
 /// Builds `lines` synthetic lines from `seed`. Same inputs, same bytes.
 pub(crate) fn generate(lines: usize, seed: u64) -> Dataset {
-    let mut rng = StdRng::seed_from_u64(seed);
+    let mut rng = ChaCha12Rng::seed_from_u64(seed);
     let locations: Vec<(String, &str, &str)> = LOCATIONS
         .iter()
         .map(|(name, prefix)| (webex_id(&mut rng, "LOCATION"), *name, *prefix))
@@ -145,7 +148,7 @@ pub(crate) fn generate(lines: usize, seed: u64) -> Dataset {
 /// The three required settings of line `i`: the first eight lines walk every
 /// combination, later ones are skewed the way real orgs are (mostly one-way intercoms
 /// with an allow list).
-fn required_settings(rng: &mut StdRng, i: usize) -> (bool, &'static str, &'static str) {
+fn required_settings(rng: &mut ChaCha12Rng, i: usize) -> (bool, &'static str, &'static str) {
     let (auto, two_way, block) = if i < 8 {
         (i & 4 != 0, i & 1 != 0, i & 2 != 0)
     } else {
@@ -166,7 +169,7 @@ fn required_settings(rng: &mut StdRng, i: usize) -> (bool, &'static str, &'stati
     )
 }
 
-fn settings_for(rng: &mut StdRng, i: usize) -> Value {
+fn settings_for(rng: &mut ChaCha12Rng, i: usize) -> Value {
     let (auto, connection, access) = required_settings(rng, i);
     let mut obj = Map::new();
     obj.insert("allowAutoAnswer".into(), Value::Bool(auto));
@@ -253,7 +256,7 @@ fn settings_for(rng: &mut StdRng, i: usize) -> Value {
 /// org most lists were built from people, a few by hand with whatever matched.
 const MIXED_MEMBER_LISTS: f64 = 0.08;
 
-fn random_members(rng: &mut StdRng, n: usize) -> Vec<Value> {
+fn random_members(rng: &mut ChaCha12Rng, n: usize) -> Vec<Value> {
     let people_share = if rng.random_bool(MIXED_MEMBER_LISTS) {
         0.85
     } else {
@@ -262,7 +265,7 @@ fn random_members(rng: &mut StdRng, n: usize) -> Vec<Value> {
     (0..n).map(|_| random_member(rng, people_share)).collect()
 }
 
-fn random_member(rng: &mut StdRng, people_share: f64) -> Value {
+fn random_member(rng: &mut ChaCha12Rng, people_share: f64) -> Value {
     let roll: f64 = rng.random();
     if roll < people_share {
         let who = *PEOPLE.choose(rng).unwrap_or(&PEOPLE[0]);
@@ -279,7 +282,7 @@ fn random_member(rng: &mut StdRng, people_share: f64) -> Value {
     }
 }
 
-fn person(rng: &mut StdRng, who: (&str, &str, &str), display: Option<&str>) -> Value {
+fn person(rng: &mut ChaCha12Rng, who: (&str, &str, &str), display: Option<&str>) -> Value {
     let (first, last, default_display) = who;
     let mut m = Map::new();
     m.insert("id".into(), webex_id(rng, "PEOPLE").into());
@@ -302,7 +305,7 @@ fn person(rng: &mut StdRng, who: (&str, &str, &str), display: Option<&str>) -> V
     Value::Object(m)
 }
 
-fn place(rng: &mut StdRng) -> Value {
+fn place(rng: &mut ChaCha12Rng) -> Value {
     let name = *PLACES.choose(rng).unwrap_or(&PLACES[0]);
     json!({
         "id": webex_id(rng, "PLACE"),
@@ -312,7 +315,7 @@ fn place(rng: &mut StdRng) -> Value {
     })
 }
 
-fn virtual_line_member(rng: &mut StdRng) -> Value {
+fn virtual_line_member(rng: &mut ChaCha12Rng) -> Value {
     let (first, last) = *LINE_NAMES.choose(rng).unwrap_or(&LINE_NAMES[0]);
     json!({
         "id": webex_id(rng, "VIRTUAL_LINE"),
@@ -324,7 +327,7 @@ fn virtual_line_member(rng: &mut StdRng) -> Value {
     })
 }
 
-fn number(rng: &mut StdRng) -> Value {
+fn number(rng: &mut ChaCha12Rng) -> Value {
     let (_, prefix) = *LOCATIONS.choose(rng).unwrap_or(&LOCATIONS[0]);
     let ext = rng.random_range(1000..10000u32);
     let mut n = Map::new();
@@ -343,7 +346,7 @@ fn number(rng: &mut StdRng) -> Value {
 }
 
 fn list_item_for(
-    rng: &mut StdRng,
+    rng: &mut ChaCha12Rng,
     i: usize,
     id: &str,
     locations: &[(String, &str, &str)],
@@ -374,7 +377,7 @@ fn list_item_for(
     })
 }
 
-fn weighted_domain(rng: &mut StdRng) -> &'static str {
+fn weighted_domain(rng: &mut ChaCha12Rng) -> &'static str {
     let total: u32 = DOMAINS.iter().map(|(_, w)| w).sum();
     let mut roll = rng.random_range(0..total);
     for (domain, weight) in DOMAINS {
@@ -415,7 +418,7 @@ fn email_local(first: &str, last: &str, n: u32) -> String {
 }
 
 /// A Webex-style ID: unpadded base64 of `ciscospark://us/KIND/<uuid>`.
-fn webex_id(rng: &mut StdRng, kind: &str) -> String {
+fn webex_id(rng: &mut ChaCha12Rng, kind: &str) -> String {
     let uuid = uuid::Builder::from_random_bytes(rng.random()).into_uuid();
     base64_unpadded(format!("ciscospark://us/{kind}/{uuid}").as_bytes())
 }

@@ -13,6 +13,7 @@
 
 mod data;
 mod faults;
+mod limit;
 mod server;
 mod stats;
 
@@ -172,7 +173,7 @@ impl Simulator {
             let capacity = config
                 .burst
                 .unwrap_or_else(|| rate.floor().clamp(1.0, f64::from(u32::MAX)) as u32);
-            server::Gcra::new(rate, capacity, started)
+            limit::RateLimit::new(rate, capacity)
         });
         let shared = Arc::new(server::Shared {
             plan: faults::FaultPlan::new(config.faults, config.seed, data.lines.len()),

@@ -17,6 +17,7 @@ use tokio::sync::watch;
 
 use super::data::Dataset;
 use super::faults::{splitmix64, Fault, FaultPlan};
+use super::limit::RateLimit;
 use super::stats::SimStats;
 
 /// The path prefix of both endpoints (the base URL ends in `/v1`).
@@ -30,7 +31,7 @@ pub(crate) struct Shared {
     pub plan: FaultPlan,
     pub token: Option<String>,
     pub org_id: Option<String>,
-    pub limiter: Option<Gcra>,
+    pub limiter: Option<RateLimit>,
     pub windows: Vec<(Duration, Duration)>,
     pub slow_delay: Duration,
     pub started: Instant,
@@ -49,50 +50,6 @@ pub(crate) type Arrivals = Arc<std::sync::Mutex<Vec<Duration>>>;
 /// Builds the app: one handler for everything.
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
     Router::new().fallback(handle).with_state(shared)
-}
-
-/// A token bucket in its GCRA form: one atomic "theoretical arrival time", no lock.
-pub(crate) struct Gcra {
-    start: Instant,
-    interval_ns: u64,
-    /// How far ahead of now the arrival time may run: `(capacity - 1) * interval`.
-    tolerance_ns: u64,
-    tat_ns: AtomicU64,
-}
-
-impl Gcra {
-    /// `rate` tokens a second, `capacity` at most in the bucket, starting full.
-    pub(crate) fn new(rate: f64, capacity: u32, start: Instant) -> Gcra {
-        let interval_ns = (1e9 / rate).round().max(1.0) as u64;
-        Gcra {
-            start,
-            interval_ns,
-            tolerance_ns: interval_ns.saturating_mul(u64::from(capacity.max(1) - 1)),
-            tat_ns: AtomicU64::new(0),
-        }
-    }
-
-    /// Takes a token, or says how long until one is there.
-    fn check(&self, now: Instant) -> Result<(), Duration> {
-        let now_ns = now.saturating_duration_since(self.start).as_nanos() as u64;
-        let mut wait = 0;
-        let taken = self
-            .tat_ns
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |tat| {
-                let tat = tat.max(now_ns);
-                let ahead = tat - now_ns;
-                if ahead > self.tolerance_ns {
-                    wait = ahead - self.tolerance_ns;
-                    None
-                } else {
-                    Some(tat + self.interval_ns)
-                }
-            });
-        match taken {
-            Ok(_) => Ok(()),
-            Err(_) => Err(Duration::from_nanos(wait)),
-        }
-    }
 }
 
 /// `ROUTERGW_<uuid-shaped>` IDs from a per-server prefix and a counter.
@@ -191,7 +148,7 @@ async fn handle(State(s): State<Arc<Shared>>, req: Request) -> Response {
         return s.throttled(&tid, wait);
     }
     if let Some(limiter) = &s.limiter {
-        if let Err(wait) = limiter.check(now) {
+        if let Err(wait) = limiter.check() {
             return s.throttled(&tid, wait);
         }
     }
@@ -468,18 +425,6 @@ mod tests {
             Route::Unknown
         ));
         assert!(matches!(route("/v1/people"), Route::Unknown));
-    }
-
-    #[test]
-    fn gcra_allows_capacity_then_waits_one_interval() {
-        let start = Instant::now();
-        let g = Gcra::new(2.0, 3, start);
-        for _ in 0..3 {
-            assert!(g.check(start).is_ok());
-        }
-        let wait = g.check(start).unwrap_err();
-        assert_eq!(wait, Duration::from_millis(500));
-        assert!(g.check(start + Duration::from_millis(500)).is_ok());
     }
 
     #[test]
