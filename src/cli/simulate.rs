@@ -45,7 +45,8 @@ pub struct SimulateArgs {
 
     /// Inject faults: comma-separated KIND=PROBABILITY with KIND one of 5xx, timeout,
     /// reset, malformed (per request, transient: retries succeed) and 404 (per line,
-    /// permanent). Example: 5xx=0.02,timeout=0.01,reset=0.005,malformed=0.005,404=0.01
+    /// permanent); oversized, echo and wrongtype play a hostile server (transient).
+    /// Example: 5xx=0.02,timeout=0.01,reset=0.005,malformed=0.005,404=0.01
     #[arg(long, value_name = "SPEC", default_value = "none")]
     pub faults: Faults,
 

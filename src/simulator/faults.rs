@@ -21,8 +21,9 @@ pub const MAX_FAULT_STREAK: u64 = 2;
 /// Probabilities (each `0..=1`) of the faults the simulator injects into
 /// `GET …/virtualLines/{id}/pushToTalk` answers.
 ///
-/// Parsed from `5xx=0.02,timeout=0.01,reset=0.005,malformed=0.005,404=0.01`; missing
-/// entries are 0, `none` or an empty string means no faults.
+/// Parsed from `5xx=0.02,timeout=0.01,reset=0.005,malformed=0.005,404=0.01` (and the
+/// hostile kinds `oversized`, `echo`, `wrongtype`); missing entries are 0, `none` or an
+/// empty string means no faults.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Faults {
     /// Per attempt: answer 500, 502, 503 or 504 (Webex-shaped body). Transient.
@@ -35,7 +36,20 @@ pub struct Faults {
     pub malformed: f64,
     /// Per line, chosen at startup: the line always answers 404. Permanent.
     pub not_found: f64,
+    /// Per attempt: answer 200 with a JSON body larger than the client's default
+    /// `--max-body` ([`OVERSIZED_BODY`] bytes). Transient.
+    pub oversized: f64,
+    /// Per attempt: answer 502 with a message that echoes the request's
+    /// `Authorization` header, token included, as a careless proxy does. Transient.
+    pub echo: f64,
+    /// Per attempt: answer 200 with `allowAutoAnswer` as a string (`"true"`), a
+    /// documented field of the wrong type. Transient.
+    pub wrong_type: f64,
 }
+
+/// Size of an `oversized` answer's body: just over the client's default `--max-body`
+/// of 8 MiB, so that a client without a cap would accept it as settings.
+pub const OVERSIZED_BODY: usize = 9 * 1024 * 1024;
 
 /// Why a fault specification was refused. Every variant names the offending entry.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -46,9 +60,11 @@ pub enum FaultsParseError {
         /// The entry as written.
         entry: String,
     },
-    /// A kind that is not one of `5xx`, `timeout`, `reset`, `malformed`, `404`.
+    /// A kind that is not one of `5xx`, `timeout`, `reset`, `malformed`, `oversized`,
+    /// `echo`, `wrongtype`, `404`.
     #[error(
-        "unknown fault kind `{kind}` in `{entry}`: expected 5xx, timeout, reset, malformed or 404"
+        "unknown fault kind `{kind}` in `{entry}`: expected 5xx, timeout, reset, malformed, \
+         oversized, echo, wrongtype or 404"
     )]
     UnknownKind {
         /// The entry as written.
@@ -69,7 +85,9 @@ pub enum FaultsParseError {
         entry: String,
     },
     /// The transient faults cannot all happen: together they exceed 1.
-    #[error("the probabilities of 5xx, timeout, reset and malformed add up to {sum}, more than 1")]
+    #[error(
+        "the probabilities of the transient faults (all but 404) add up to {sum}, more than 1"
+    )]
     TooLikely {
         /// Their sum.
         sum: f64,
@@ -84,6 +102,9 @@ impl Faults {
         reset: 0.0,
         malformed: 0.0,
         not_found: 0.0,
+        oversized: 0.0,
+        echo: 0.0,
+        wrong_type: 0.0,
     };
 
     /// Checks that every probability is in `0..=1` and that the transient ones sum to
@@ -107,15 +128,24 @@ impl Faults {
 
     /// The probability that one attempt hits some transient fault.
     pub fn transient_total(&self) -> f64 {
-        self.http_5xx + self.timeout + self.reset + self.malformed
+        self.http_5xx
+            + self.timeout
+            + self.reset
+            + self.malformed
+            + self.oversized
+            + self.echo
+            + self.wrong_type
     }
 
-    fn entries(&self) -> [(&'static str, f64); 5] {
+    fn entries(&self) -> [(&'static str, f64); 8] {
         [
             ("5xx", self.http_5xx),
             ("timeout", self.timeout),
             ("reset", self.reset),
             ("malformed", self.malformed),
+            ("oversized", self.oversized),
+            ("echo", self.echo),
+            ("wrongtype", self.wrong_type),
             ("404", self.not_found),
         ]
     }
@@ -126,7 +156,7 @@ impl FromStr for Faults {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let mut faults = Faults::NONE;
-        let mut seen = [false; 5];
+        let mut seen = [false; 8];
         let s = s.trim();
         if s.is_empty() || s.eq_ignore_ascii_case("none") {
             return Ok(faults);
@@ -145,6 +175,9 @@ impl FromStr for Faults {
                 "reset" => (2, &mut faults.reset),
                 "malformed" => (3, &mut faults.malformed),
                 "404" | "not_found" => (4, &mut faults.not_found),
+                "oversized" => (5, &mut faults.oversized),
+                "echo" => (6, &mut faults.echo),
+                "wrongtype" | "wrong_type" => (7, &mut faults.wrong_type),
                 _ => {
                     return Err(FaultsParseError::UnknownKind {
                         entry: entry.to_string(),
@@ -205,6 +238,12 @@ pub(crate) enum Fault {
     Reset,
     /// Answer 200 with broken JSON.
     Malformed,
+    /// Answer 200 with a body over 8 MiB.
+    Oversized,
+    /// Answer 502 echoing the `Authorization` header.
+    Echo,
+    /// Answer 200 with a documented field of the wrong type.
+    WrongType,
 }
 
 /// The per-line fault schedule of one running simulator.
@@ -299,6 +338,18 @@ impl FaultPlan {
         if u < edge {
             return Fault::Malformed;
         }
+        edge += f.oversized;
+        if u < edge {
+            return Fault::Oversized;
+        }
+        edge += f.echo;
+        if u < edge {
+            return Fault::Echo;
+        }
+        edge += f.wrong_type;
+        if u < edge {
+            return Fault::WrongType;
+        }
         Fault::None
     }
 }
@@ -335,6 +386,19 @@ mod tests {
         assert_eq!(f.malformed, 0.005);
         assert_eq!(f.not_found, 0.01);
         assert_eq!(f.to_string().parse::<Faults>().unwrap(), f);
+    }
+
+    #[test]
+    fn hostile_kinds_parse_round_trip_and_are_drawn() {
+        let f: Faults = "oversized=0.25,echo=0.25,wrongtype=0.5".parse().unwrap();
+        assert_eq!((f.oversized, f.echo, f.wrong_type), (0.25, 0.25, 0.5));
+        assert_eq!(f.to_string().parse::<Faults>().unwrap(), f);
+        let plan = FaultPlan::new(f, 1, 200);
+        let drawn: Vec<Fault> = (0..200).map(|i| plan.next(i)).collect();
+        for kind in [Fault::Oversized, Fault::Echo, Fault::WrongType] {
+            assert!(drawn.contains(&kind), "{kind:?} never drawn");
+        }
+        assert!("echo=0.6,oversized=0.6".parse::<Faults>().is_err());
     }
 
     #[test]

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-pub use faults::{Faults, FaultsParseError, MAX_FAULT_STREAK};
+pub use faults::{Faults, FaultsParseError, MAX_FAULT_STREAK, OVERSIZED_BODY};
 pub use stats::{SimStats, SimStatsSnapshot};
 
 /// How a simulator behaves.

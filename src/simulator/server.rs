@@ -16,7 +16,7 @@ use axum::Router;
 use tokio::sync::watch;
 
 use super::data::Dataset;
-use super::faults::{splitmix64, Fault, FaultPlan};
+use super::faults::{splitmix64, Fault, FaultPlan, OVERSIZED_BODY};
 use super::limit::RateLimit;
 use super::stats::SimStats;
 
@@ -175,7 +175,7 @@ async fn handle(State(s): State<Arc<Shared>>, req: Request) -> Response {
         }
     }
     match route {
-        Route::Line(seg) => s.line(&tid, seg).await,
+        Route::Line(seg) => s.line(&tid, seg, req.headers()).await,
         Route::List => s.list(&tid, uri.query(), req.headers()),
         Route::Unknown => s.error(StatusCode::NOT_FOUND, &tid, "Not found.", None),
     }
@@ -208,7 +208,7 @@ impl Shared {
             .map(|(_, end)| end - elapsed)
     }
 
-    async fn line(&self, tid: &str, seg: &str) -> Response {
+    async fn line(&self, tid: &str, seg: &str, headers: &HeaderMap) -> Response {
         let index = percent_encoding::percent_decode_str(seg)
             .decode_utf8()
             .ok()
@@ -255,6 +255,23 @@ impl Shared {
                 // A prefix of a JSON object never closes it, so it never parses.
                 let cut = (line.body.len() / 2).max(1);
                 self.json(StatusCode::OK, tid, line.body.slice(..cut), None)
+            }
+            Fault::Oversized => {
+                self.stats.oversized.fetch_add(1, Ordering::Relaxed);
+                self.json(StatusCode::OK, tid, oversized(&line.body), None)
+            }
+            Fault::Echo => {
+                self.stats.echoed.fetch_add(1, Ordering::Relaxed);
+                let given = headers
+                    .get(header::AUTHORIZATION)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("");
+                let message = format!("Bad Gateway: upstream refused the request with {given}");
+                self.error(StatusCode::BAD_GATEWAY, tid, &message, None)
+            }
+            Fault::WrongType => {
+                self.stats.wrong_type.fetch_add(1, Ordering::Relaxed);
+                self.json(StatusCode::OK, tid, wrong_type(&line.body), None)
             }
         }
     }
@@ -373,6 +390,29 @@ impl Shared {
         set_tracking(&mut r, tid);
         r
     }
+}
+
+/// The line's settings with a padding field that makes the body larger than the
+/// client's default `--max-body`: still valid JSON, so only a size cap refuses it.
+fn oversized(body: &Bytes) -> Bytes {
+    let mut out = Vec::with_capacity(OVERSIZED_BODY + body.len() + 16);
+    out.extend_from_slice(b"{\"padding\":\"");
+    out.resize(out.len() + OVERSIZED_BODY, b'x');
+    out.extend_from_slice(b"\",");
+    out.extend_from_slice(body.get(1..).unwrap_or_default());
+    Bytes::from(out)
+}
+
+/// The line's settings with `allowAutoAnswer` as a string: a documented field of the
+/// wrong type, which a client must refuse rather than evaluate.
+fn wrong_type(body: &Bytes) -> Bytes {
+    let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return body.clone();
+    };
+    if let Some(v) = value.get_mut("allowAutoAnswer") {
+        *v = serde_json::Value::String(v.to_string());
+    }
+    Bytes::from(serde_json::to_vec(&value).unwrap_or_default())
 }
 
 fn set_tracking(r: &mut Response, tid: &str) {

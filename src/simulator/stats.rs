@@ -17,6 +17,9 @@ pub struct SimStats {
     pub(crate) resets: AtomicU64,
     pub(crate) timeouts: AtomicU64,
     pub(crate) malformed: AtomicU64,
+    pub(crate) oversized: AtomicU64,
+    pub(crate) echoed: AtomicU64,
+    pub(crate) wrong_type: AtomicU64,
 }
 
 /// A copy of [`SimStats`] at one moment.
@@ -48,6 +51,12 @@ pub struct SimStatsSnapshot {
     pub timeouts: u64,
     /// 200 answers with a broken JSON body (`malformed` faults).
     pub malformed: u64,
+    /// 200 answers with a body over 8 MiB (`oversized` faults).
+    pub oversized: u64,
+    /// 502 answers that echo the `Authorization` header (`echo` faults).
+    pub echoed: u64,
+    /// 200 answers with `allowAutoAnswer` as a string (`wrongtype` faults).
+    pub wrong_type: u64,
 }
 
 impl SimStats {
@@ -66,6 +75,9 @@ impl SimStats {
             resets: get(&self.resets),
             timeouts: get(&self.timeouts),
             malformed: get(&self.malformed),
+            oversized: get(&self.oversized),
+            echoed: get(&self.echoed),
+            wrong_type: get(&self.wrong_type),
         }
     }
 
@@ -88,7 +100,7 @@ impl fmt::Display for SimStatsSnapshot {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "requests={} 200={} 400/405={} 401={} 403={} 404={} 429={} 5xx={} resets={} timeouts={} malformed={}",
+            "requests={} 200={} 400/405={} 401={} 403={} 404={} 429={} 5xx={} resets={} timeouts={} malformed={} oversized={} echoed={} wrongtype={}",
             self.requests,
             self.ok,
             self.bad_request,
@@ -99,7 +111,10 @@ impl fmt::Display for SimStatsSnapshot {
             self.server_errors,
             self.resets,
             self.timeouts,
-            self.malformed
+            self.malformed,
+            self.oversized,
+            self.echoed,
+            self.wrong_type
         )
     }
 }
