@@ -11,6 +11,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use ptt_audit::exit::{Exit, UsageError};
 
+use cli::log::{EscapedFields, Lossy};
 use cli::ui::Tone;
 use cli::{Cli, LogFormat, Ui};
 
@@ -37,6 +38,8 @@ fn report_error(ui: &Ui, e: &anyhow::Error) {
                 ui.tell(Tone::Error, &d.to_string());
             }
         } else {
+            // Several lines on purpose (TOML's own messages point at the spot in the
+            // file); the text comes from the user's own policy files, not from a server.
             let _ =
                 std::io::Write::write_all(&mut std::io::stderr(), format!("{errors}\n").as_bytes());
         }
@@ -78,8 +81,11 @@ fn init_logging(cli: &Cli) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(colour)
+        // A log write that fails (a closed stderr) is lost quietly: by default the
+        // subscriber reports it with `eprintln!`, which panics on that same stderr.
+        .log_internal_errors(false)
         .with_writer(move || {
-            let mut stderr = std::io::stderr();
+            let mut stderr = Lossy(std::io::stderr());
             if terminal {
                 // Wipe the progress line first, so a log event never lands on it.
                 let _ = std::io::Write::write_all(&mut stderr, b"\r\x1b[2K");
@@ -87,7 +93,8 @@ fn init_logging(cli: &Cli) {
             stderr
         });
     match cli.log_format {
-        LogFormat::Text => builder.with_target(false).init(),
+        // Text from servers is in the fields: escaped, so one event stays one line.
+        LogFormat::Text => builder.with_target(false).fmt_fields(EscapedFields).init(),
         LogFormat::Json => builder.json().with_current_span(false).init(),
     }
 }

@@ -9,6 +9,7 @@ mod audit;
 mod check;
 #[cfg(feature = "simulator")]
 mod demo;
+pub mod log;
 #[cfg(feature = "simulator")]
 mod simulate;
 pub mod ui;

@@ -126,12 +126,15 @@ pub async fn run(args: SimulateArgs) -> anyhow::Result<Exit> {
         out.flush()?;
     }
     if !sim.addr.ip().is_loopback() {
-        eprintln!(
+        // Like every write to stderr or stdout: a closed stream must not panic.
+        let _ = writeln!(
+            std::io::stderr(),
             "warning: listening on {}, reachable from other machines",
             sim.addr
         );
     }
-    eprintln!(
+    let _ = writeln!(
+        std::io::stderr(),
         "ptt-audit simulate: serving {description} at {}; press Ctrl-C to stop",
         sim.base_url
     );
@@ -146,7 +149,7 @@ pub async fn run(args: SimulateArgs) -> anyhow::Result<Exit> {
         .context("cannot wait for Ctrl-C")?;
     let stats = sim.stats();
     sim.shutdown().await;
-    println!("{stats}");
+    let _ = writeln!(std::io::stdout(), "{stats}");
     Ok(Exit::Ok)
 }
 

@@ -59,7 +59,9 @@ impl Ui {
             }
         } else {
             let prefix = if tone == Tone::Error { "error: " } else { "" };
-            // A closed stderr must not turn into a panic.
+            // One message, one line, whatever a server put into it; and a closed
+            // stderr must not turn into a panic.
+            let text = super::log::escape_controls(text);
             let _ = writeln!(std::io::stderr(), "{prefix}{text}");
         }
     }

@@ -8,13 +8,25 @@
 //!
 //! Dropping a file that was not committed removes its temporary file, so an aborted
 //! run leaves nothing behind; only a hard kill (SIGKILL, power loss) can leave a
-//! hidden `.…tmp` file, never a final one.
+//! hidden `.…tmp` file, never a final one. The next run into the folder removes those
+//! ([`remove_stale_temps`]): a temporary file is held under an OS lock (`flock`,
+//! `LockFileEx`) as long as the run writing it has it open, and the OS drops the lock
+//! when that process dies, however it dies.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
+use super::naming::after_stem;
 use super::ReportError;
+
+/// How long ago a temporary report file must have been written last before a later
+/// run may remove it, on top of nobody holding its lock. The lock is what tells a live
+/// run from a dead one; the age covers the instants in which a live run's file is not
+/// locked (between its creation and its lock, and around the final rename), and file
+/// systems whose locks are advisory at best.
+const STALE_TEMP_AGE: Duration = Duration::from_secs(5 * 60);
 
 /// Bytes buffered per report file before a write to disk. A line costs several
 /// kilobytes of JSON (the settings as read) and CSV (one row per rule): with the
@@ -26,6 +38,72 @@ pub(crate) fn temp_name(name: &str) -> String {
     format!(".{name}.tmp")
 }
 
+/// Whether `name` is a temporary name that [`temp_name`] gives a report file:
+/// `.` + a report stem + a suffix + `.tmp`.
+fn is_report_temp_name(name: &str) -> bool {
+    name.strip_prefix('.')
+        .and_then(|n| n.strip_suffix(".tmp"))
+        .and_then(after_stem)
+        .is_some()
+}
+
+/// What [`remove_stale_temps`] did.
+#[derive(Debug, Default)]
+pub(crate) struct Cleanup {
+    /// The files removed.
+    pub(crate) removed: Vec<PathBuf>,
+    /// The files that were stale but could not be removed, and why.
+    pub(crate) failed: Vec<(PathBuf, io::Error)>,
+}
+
+/// Removes the temporary report files that killed runs left in `dir`: only files
+/// named as [`temp_name`] names report files, that no process holds locked (the run
+/// that wrote them is gone), and that were last written [`STALE_TEMP_AGE`] ago or
+/// more. Anything else, and anything that cannot be checked, is left alone. An
+/// unreadable folder is not an error here: choosing the run's file names reports it.
+pub(crate) fn remove_stale_temps(dir: &Path) -> Cleanup {
+    let mut cleanup = Cleanup::default();
+    let Ok(entries) = fs::read_dir(dir) else {
+        return cleanup;
+    };
+    let now = SystemTime::now();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        if !name.to_str().is_some_and(is_report_temp_name) {
+            continue;
+        }
+        let path = entry.path();
+        if is_abandoned(&path, now) {
+            match fs::remove_file(&path) {
+                Ok(()) => cleanup.removed.push(path),
+                // Another run's clean-up was quicker.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => cleanup.failed.push((path, e)),
+            }
+        }
+    }
+    cleanup
+}
+
+/// Whether the temporary file at `path` is a plain file, old enough, and not locked
+/// by a live run. False whenever that cannot be told.
+fn is_abandoned(path: &Path, now: SystemTime) -> bool {
+    // Not followed: a link is never ours.
+    let Ok(meta) = fs::symlink_metadata(path) else {
+        return false;
+    };
+    let old = meta
+        .modified()
+        .ok()
+        .and_then(|written| now.duration_since(written).ok())
+        .is_some_and(|age| age >= STALE_TEMP_AGE);
+    if !meta.is_file() || !old {
+        return false;
+    }
+    // The lock taken here is released when `file` is dropped, before the removal.
+    File::open(path).is_ok_and(|file| file.try_lock().is_ok())
+}
+
 /// A buffered scratch file that is removed when dropped, unless it was renamed away.
 ///
 /// Created with `create_new`, so two runs can never share one: the second gets an
@@ -33,16 +111,19 @@ pub(crate) fn temp_name(name: &str) -> String {
 #[derive(Debug)]
 pub(crate) struct TempFile {
     path: PathBuf,
-    /// None once closed: the handle is dropped before a rename or removal, which
-    /// Windows needs.
+    /// None once closed.
     writer: Option<BufWriter<File>>,
+    /// Once closed: the synced file, still open so that its lock keeps telling other
+    /// runs that this one is alive. Dropped before a rename or removal, which Windows
+    /// needs.
+    closed: Option<File>,
     /// Whether Drop should remove `path`; false once the file was renamed away, so that
     /// Drop never deletes a file some other process created under that name since.
     remove_on_drop: bool,
 }
 
 impl TempFile {
-    /// Creates `path`, failing if it exists.
+    /// Creates `path`, failing if it exists, and locks it for as long as it is open.
     pub(crate) fn create_new(path: PathBuf) -> Result<TempFile, ReportError> {
         let file = OpenOptions::new()
             .read(true)
@@ -53,9 +134,13 @@ impl TempFile {
                 path: path.clone(),
                 source,
             })?;
+        // Nobody else can hold a lock on a file just created. Where the file system
+        // has no locks, a later run cannot lock it either, and so leaves it alone.
+        let _ = file.try_lock();
         Ok(TempFile {
             path,
             writer: Some(BufWriter::with_capacity(WRITE_BUFFER, file)),
+            closed: None,
             remove_on_drop: true,
         })
     }
@@ -81,16 +166,19 @@ impl TempFile {
         Ok(BufReader::with_capacity(WRITE_BUFFER, file))
     }
 
-    /// Flushes the buffer, fsyncs the file's data and closes it.
+    /// Flushes the buffer and fsyncs the file's data; no more writing. The file stays
+    /// open (and locked) until renamed or removed.
     fn close(&mut self) -> Result<(), ReportError> {
         let path = &self.path;
         let io_err = |source| ReportError::Io {
             path: path.clone(),
             source,
         };
-        let mut writer = self.writer.take().ok_or_else(|| io_err(closed()))?;
-        writer.flush().map_err(io_err)?;
-        writer.get_ref().sync_all().map_err(io_err)
+        let writer = self.writer.take().ok_or_else(|| io_err(closed()))?;
+        let file = writer.into_inner().map_err(|e| io_err(e.into_error()))?;
+        file.sync_all().map_err(io_err)?;
+        self.closed = Some(file);
+        Ok(())
     }
 
     fn writer(&mut self) -> io::Result<&mut BufWriter<File>> {
@@ -120,6 +208,7 @@ impl Drop for TempFile {
     fn drop(&mut self) {
         // Close before removing: Windows cannot delete an open file right away.
         drop(self.writer.take());
+        drop(self.closed.take());
         if self.remove_on_drop {
             // Nothing useful can be done about a failure here: the file is hidden and
             // its name is never reused by a later run's stem choice.
@@ -172,6 +261,8 @@ pub(crate) struct Sealed {
 impl Sealed {
     /// Renames the file to its final name; returns that name.
     pub(crate) fn commit(mut self) -> Result<PathBuf, ReportError> {
+        // Closed at the last moment: Windows cannot rename an open file.
+        drop(self.tmp.closed.take());
         fs::rename(self.tmp.path(), &self.final_path).map_err(|source| ReportError::Io {
             path: self.final_path.clone(),
             source,
@@ -261,6 +352,73 @@ mod tests {
             }
             other => panic!("expected AlreadyExists, got {other:?}"),
         }
+    }
+
+    /// Sets the last-written time of `path` to `age` ago.
+    fn age(path: &Path, age: Duration) {
+        let f = File::options().write(true).open(path).expect("open");
+        f.set_modified(SystemTime::now() - age).expect("set mtime");
+    }
+
+    #[test]
+    fn stale_temps_of_dead_runs_go_and_everything_else_stays() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path();
+        let old = STALE_TEMP_AGE + Duration::from_secs(60);
+        let stem = "ptt-audit-20200101T000000Z";
+        // Left by a killed run: unlocked, old.
+        let dead = [
+            format!(".{stem}.json.tmp"),
+            format!(".{stem}.json.lines.tmp"),
+            format!(".{stem}-2-lines.csv.tmp"),
+        ];
+        // Not ours, or not stale.
+        let kept = [
+            format!("{stem}.json"),
+            format!(".{stem}.json"),
+            format!("{stem}.json.tmp"),
+            ".ptt-audit-notes.tmp".to_string(),
+            ".ptt-audit.lock".to_string(),
+            "notes.tmp".to_string(),
+        ];
+        for name in dead.iter().chain(&kept) {
+            fs::write(d.join(name), "x").expect("write");
+            age(&d.join(name), old);
+        }
+        let fresh = d.join(format!(".{stem}-findings.csv.tmp"));
+        fs::write(&fresh, "x").expect("write");
+        // A live run's files, written long ago: locked while open, also once sealed.
+        let mut live = AtomicFile::create(d, "ptt-audit-20200101T000001Z.json").expect("create");
+        live.write_all(b"x").expect("write");
+        let live_path = live.temp_path().to_path_buf();
+        let live_sealed = AtomicFile::create(d, "ptt-audit-20200101T000001Z-lines.csv")
+            .expect("create")
+            .seal()
+            .expect("seal");
+        age(&live_path, old);
+        age(&d.join(".ptt-audit-20200101T000001Z-lines.csv.tmp"), old);
+
+        let cleanup = remove_stale_temps(d);
+
+        let mut removed: Vec<_> = cleanup
+            .removed
+            .iter()
+            .map(|p| p.file_name().expect("name").to_string_lossy().into_owned())
+            .collect();
+        removed.sort();
+        let mut want = dead.to_vec();
+        want.sort();
+        assert_eq!(removed, want);
+        assert!(cleanup.failed.is_empty(), "{:?}", cleanup.failed);
+        for name in &kept {
+            assert!(d.join(name).exists(), "{name} was removed");
+        }
+        assert!(fresh.exists(), "a fresh temporary file was removed");
+        assert!(live_path.exists(), "a live run's file was removed");
+        let committed = live_sealed.commit().expect("the live run still commits");
+        assert!(committed.exists());
+        drop(live);
+        assert!(!live_path.exists());
     }
 
     #[test]

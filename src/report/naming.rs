@@ -12,9 +12,34 @@ use super::ReportError;
 /// The highest suffix tried before giving up on finding a free stem.
 pub(crate) const MAX_SUFFIX: u32 = 1000;
 
+/// What every report stem starts with.
+const STEM_PREFIX: &str = "ptt-audit-";
+
 /// The unsuffixed report stem for a run started at `t`: `ptt-audit-YYYYMMDDTHHMMSSZ`.
 pub(crate) fn base_stem(t: &DateTime<Utc>) -> String {
-    format!("ptt-audit-{}", t.format("%Y%m%dT%H%M%SZ"))
+    format!("{STEM_PREFIX}{}", t.format("%Y%m%dT%H%M%SZ"))
+}
+
+/// What follows the unsuffixed stem in `name` (`-2.json`, `-lines.csv`, `.json`), when
+/// `name` starts with a stem as [`base_stem`] makes them and the rest starts with `.`
+/// or `-` as [`file_name`] makes them; `None` for any other name.
+pub(crate) fn after_stem(name: &str) -> Option<&str> {
+    let time = name.strip_prefix(STEM_PREFIX)?;
+    let shape = b"ddddddddTddddddZ";
+    let bytes = time.as_bytes();
+    if bytes.len() <= shape.len() {
+        return None;
+    }
+    let fits = shape.iter().zip(bytes).all(|(&want, &got)| match want {
+        b'd' => got.is_ascii_digit(),
+        want => got == want,
+    });
+    if !fits {
+        return None;
+    }
+    // The first bytes are ASCII, so this is a character boundary.
+    let rest = &time[shape.len()..];
+    rest.starts_with(['.', '-']).then_some(rest)
 }
 
 /// The file `STEM` + `suffix`, e.g. `suffix` `.json` or `-lines.csv`.
@@ -103,6 +128,27 @@ mod tests {
             "ptt-audit-20261129T032056Z-2.json",
             "ptt-audit-20261129T032056Z-3"
         ));
+    }
+
+    #[test]
+    fn after_stem_accepts_report_names_only() {
+        let s = "ptt-audit-20261129T032056Z";
+        assert_eq!(after_stem(&format!("{s}.json")), Some(".json"));
+        assert_eq!(
+            after_stem(&format!("{s}-2-lines.csv")),
+            Some("-2-lines.csv")
+        );
+        for other in [
+            s,
+            "ptt-audit-2026112xT032056Z.json",
+            "ptt-audit-20261129T032056.json",
+            "ptt-audit-20261129T032056Zx.json",
+            "ptt-audit-notes.json",
+            "xptt-audit-20261129T032056Z.json",
+            "",
+        ] {
+            assert_eq!(after_stem(other), None, "{other:?}");
+        }
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::atomic::Sealed;
+use super::atomic::{remove_stale_temps, Sealed};
 use super::naming::{base_stem, free_stems, names_claiming, MAX_SUFFIX};
 use super::{Format, ReportError, ReportWriter, RunEnd, RunMeta, Summary};
 use crate::model::LineReport;
@@ -34,9 +34,11 @@ impl std::fmt::Debug for Reports {
 }
 
 impl Reports {
-    /// Creates `out_dir` if missing, picks a free stem (`ptt-audit-YYYYMMDDTHHMMSSZ`
-    /// from `meta.started_at`, then `-2`, `-3`… while any file of that stem exists) and
-    /// opens the temporary files of every format in `formats` (duplicates ignored).
+    /// Creates `out_dir` if missing, removes the temporary report files that killed
+    /// runs left in it (see `atomic::remove_stale_temps`), picks a free stem
+    /// (`ptt-audit-YYYYMMDDTHHMMSSZ` from `meta.started_at`, then `-2`, `-3`… while any
+    /// file of that stem exists) and opens the temporary files of every format in
+    /// `formats` (duplicates ignored).
     pub fn create(
         out_dir: &Path,
         formats: &[Format],
@@ -47,6 +49,7 @@ impl Reports {
             path: out_dir.to_path_buf(),
             source,
         })?;
+        clean_up(out_dir);
         let base = base_stem(&meta.started_at);
         let taken = names_claiming(out_dir, &base)?;
         let mut unique = Vec::new();
@@ -118,6 +121,28 @@ impl Reports {
             .map(Sealed::commit)
             .collect::<Result<Vec<_>, _>>()?;
         Ok((self.summary, paths))
+    }
+}
+
+/// Removes what killed runs left in `dir`, and says so. A file that cannot be removed
+/// only costs disk space: a warning, not a reason to stop this run.
+fn clean_up(dir: &Path) {
+    let cleanup = remove_stale_temps(dir);
+    if !cleanup.removed.is_empty() {
+        tracing::info!(
+            folder = %dir.display(),
+            files = cleanup.removed.len(),
+            "removed temporary report files that an interrupted earlier run left behind"
+        );
+    }
+    for path in &cleanup.removed {
+        tracing::debug!(file = %path.display(), "removed a stale temporary report file");
+    }
+    for (path, e) in &cleanup.failed {
+        tracing::warn!(
+            file = %path.display(),
+            "cannot remove a stale temporary report file: {e}"
+        );
     }
 }
 

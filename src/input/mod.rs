@@ -2,17 +2,18 @@
 //!
 //! Order is kept, duplicates are dropped (first position wins), and malformed IDs are
 //! kept as `invalid` entries so that they appear in the reports without ever being
-//! requested.
+//! requested. A file that cannot be read as the user meant it (not UTF-8, broken CSV
+//! quoting, see `csv`) is an error naming the file and line, never a guess.
+
+mod csv;
 
 use std::fmt;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader};
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use thiserror::Error;
-
-use crate::report::unneutralise;
 
 /// Longest ID the contract accepts.
 pub(crate) const MAX_ID_LEN: usize = 512;
@@ -85,6 +86,17 @@ pub enum InputError {
         /// The cause.
         source: std::io::Error,
     },
+    /// A line is not UTF-8 text.
+    #[error(
+        "{path}:{line}: not UTF-8 text; save the file as UTF-8 (UTF-16, which some Windows \
+         tools write, is not read)"
+    )]
+    NotUtf8 {
+        /// The file.
+        path: PathBuf,
+        /// The line (for CSV: where the record starts).
+        line: usize,
+    },
     /// A CSV input has no ID column.
     #[error(
         "{path}:{line}: CSV header has no ID column (expected one of: {expected}); found: {found}"
@@ -99,12 +111,12 @@ pub enum InputError {
         /// The header as found.
         found: String,
     },
-    /// A CSV record could not be parsed.
+    /// A CSV record could not be parsed: quoting, field count.
     #[error("{path}:{line}: malformed CSV: {message}")]
     Csv {
         /// The file.
         path: PathBuf,
-        /// Line of the record.
+        /// The line where the record starts.
         line: u64,
         /// The parser's explanation.
         message: String,
@@ -212,26 +224,20 @@ fn parse_from<R: BufRead>(
         if !read_line(path, &mut reader, &mut buf, n == 0)? {
             return Ok(());
         }
-        let line = line_text(path, &buf)?.trim();
+        let line = line_text(path, &buf, n + 1)?.trim();
         if line.is_empty() || line.starts_with('#') {
             n += 1;
             continue;
         }
         if line.contains(',') {
             // The header line goes back in front of the rest for the CSV reader.
-            let mut line = std::mem::take(&mut buf);
-            lf_only(&mut line);
-            let body = LfLines {
-                inner: reader,
-                line,
-                pos: 0,
-            };
-            return parse_csv(path, &source, body, n, out);
+            let body = csv::LfLines::new(reader, std::mem::take(&mut buf), n + 1);
+            return csv::parse_csv(path, &source, body, n, out);
         }
         break;
     }
     loop {
-        let line = line_text(path, &buf)?.trim();
+        let line = line_text(path, &buf, n + 1)?.trim();
         if !line.is_empty() && !line.starts_with('#') {
             out.push(InputLine {
                 id: line.to_string(),
@@ -268,121 +274,26 @@ fn read_line<R: BufRead>(
     Ok(read > 0)
 }
 
-/// A raw line as text, without its `\n` or `\r\n`.
-fn line_text<'a>(path: &Path, buf: &'a [u8]) -> Result<&'a str, InputError> {
+/// Raw line `number` as text, without its `\n` or `\r\n`.
+fn line_text<'a>(path: &Path, buf: &'a [u8], number: usize) -> Result<&'a str, InputError> {
     let line = buf.strip_suffix(b"\n").unwrap_or(buf);
     let line = line.strip_suffix(b"\r").unwrap_or(line);
-    std::str::from_utf8(line).map_err(|e| InputError::Io {
+    std::str::from_utf8(line).map_err(|_| InputError::NotUtf8 {
         path: path.to_path_buf(),
-        source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+        line: number,
     })
-}
-
-/// Drops the `\r` of a line ending in `\r\n`.
-fn lf_only(line: &mut Vec<u8>) {
-    if line.ends_with(b"\r\n") {
-        line.remove(line.len() - 2);
-    }
-}
-
-/// Hands the CSV reader its input with `\n` line ends only: the csv crate counts
-/// `\r\n` lines wrongly, and those line numbers end up in messages.
-struct LfLines<R> {
-    inner: R,
-    /// The current line, already converted.
-    line: Vec<u8>,
-    /// How much of `line` has been handed out.
-    pos: usize,
-}
-
-impl<R: BufRead> Read for LfLines<R> {
-    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
-        if self.pos == self.line.len() {
-            self.line.clear();
-            self.pos = 0;
-            if self.inner.read_until(b'\n', &mut self.line)? == 0 {
-                return Ok(0);
-            }
-            lf_only(&mut self.line);
-        }
-        let n = out.len().min(self.line.len() - self.pos);
-        out[..n].copy_from_slice(&self.line[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
-    }
-}
-
-fn parse_csv<R: Read>(
-    path: &Path,
-    source: &Arc<str>,
-    body: R,
-    header_line: usize,
-    out: &mut Vec<InputLine>,
-) -> Result<(), InputError> {
-    // The reader starts at the header, so its line numbers are offset back to the
-    // file's by `header_line`.
-    let mut reader = csv::ReaderBuilder::new()
-        .flexible(true)
-        .trim(csv::Trim::All)
-        .comment(Some(b'#'))
-        .from_reader(body);
-    let headers = reader
-        .headers()
-        .map_err(|e| csv_err(path, header_line, &e))?;
-    let find = |names: &[&str]| {
-        headers
-            .iter()
-            .position(|h| names.iter().any(|n| h.eq_ignore_ascii_case(n)))
-    };
-    let Some(id_col) = find(&ID_COLUMNS) else {
-        return Err(InputError::NoIdColumn {
-            path: path.to_path_buf(),
-            line: header_line + 1,
-            expected: ID_COLUMNS.join(", "),
-            found: headers.iter().collect::<Vec<_>>().join(","),
-        });
-    };
-    let name_col = find(&NAME_COLUMNS);
-    for record in reader.records() {
-        let record = record.map_err(|e| csv_err(path, header_line, &e))?;
-        // A lines report fed back has its cells neutralised for spreadsheets; undo it.
-        let id = unneutralise(record.get(id_col).unwrap_or("").trim());
-        if id.is_empty() {
-            continue;
-        }
-        let line = record.position().map_or(0, |p| p.line()) as usize + header_line;
-        out.push(InputLine {
-            id: id.to_string(),
-            name: name_col
-                .and_then(|c| record.get(c))
-                .map(unneutralise)
-                .filter(|s| !s.is_empty())
-                .map(str::to_string),
-            invalid: invalid_reason(id),
-            origin: Origin::at(source, line),
-        });
-    }
-    Ok(())
-}
-
-fn csv_err(path: &Path, header_line: usize, e: &csv::Error) -> InputError {
-    InputError::Csv {
-        path: path.to_path_buf(),
-        line: e.position().map_or(0, |p| p.line()) + header_line as u64,
-        message: e.to_string(),
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn ids(lines: &[InputLine]) -> Vec<&str> {
+    pub(super) fn ids(lines: &[InputLine]) -> Vec<&str> {
         lines.iter().map(|l| l.id.as_str()).collect()
     }
 
     /// The lines of a `--lines` source with this text.
-    fn parse(path: &Path, text: &str) -> Result<Vec<InputLine>, InputError> {
+    pub(super) fn parse(path: &Path, text: &str) -> Result<Vec<InputLine>, InputError> {
         let mut out = Vec::new();
         parse_from(path, text.as_bytes(), &mut out)?;
         Ok(out)
@@ -394,17 +305,6 @@ mod tests {
         assert_eq!(ids(&got), ["a", "b", "c"]);
         assert_eq!(got[0].origin.to_string(), "f:3");
         assert!(got.iter().all(|l| l.invalid.is_none()));
-    }
-
-    #[test]
-    fn csv_picks_id_column_case_insensitively_and_name() {
-        let text = "# exported\nrun_id,Line_ID,line_name,status\nr1,abc,Lobby,compliant\nr1,\"d,e\",\"Zoë\",x\n";
-        let got = parse(Path::new("f.csv"), text).unwrap();
-        assert_eq!(ids(&got), ["abc", "d,e"]);
-        assert_eq!(got[0].name.as_deref(), Some("Lobby"));
-        assert_eq!(got[1].name.as_deref(), Some("Zoë"));
-        assert_eq!(got[0].origin.to_string(), "f.csv:3");
-        assert_eq!(got[1].invalid, None);
     }
 
     #[test]
@@ -421,21 +321,25 @@ mod tests {
     }
 
     #[test]
-    fn a_file_that_is_not_utf8_is_an_error_naming_it() {
+    fn a_file_that_is_not_utf8_is_an_error_naming_it_and_the_line() {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("ids.txt");
         std::fs::write(&f, b"a\nb\xff\n").unwrap();
         let err = read_into(&f, &mut Vec::new()).unwrap_err().to_string();
-        assert!(err.contains("ids.txt"), "{err}");
+        assert!(err.contains("ids.txt:2: not UTF-8"), "{err}");
+        // UTF-16 (with its byte order mark), as Windows PowerShell writes by default.
+        std::fs::write(&f, b"\xff\xfea\0\n\0").unwrap();
+        let err = read_into(&f, &mut Vec::new()).unwrap_err().to_string();
+        assert!(err.contains("ids.txt:1: not UTF-8"), "{err}");
+        assert!(err.contains("UTF-16"), "{err}");
     }
 
     #[test]
-    fn csv_without_id_column_is_an_error_naming_the_header() {
-        let err = parse(Path::new("f.csv"), "name,status\nx,y\n").unwrap_err();
-        let msg = err.to_string();
-        assert!(msg.contains("f.csv:1"), "{msg}");
-        assert!(msg.contains("virtualLineId"), "{msg}");
-        assert!(msg.contains("name,status"), "{msg}");
+    fn a_nul_makes_its_id_invalid_and_nothing_else() {
+        let got = parse(Path::new("f"), "a\nb\0c\nd\n").unwrap();
+        assert_eq!(ids(&got), ["a", "b\0c", "d"]);
+        assert!(got[1].invalid.is_some());
+        assert!(got[0].invalid.is_none() && got[2].invalid.is_none());
     }
 
     #[test]
