@@ -17,6 +17,7 @@ pub mod compare;
 #[cfg(feature = "simulator")]
 pub mod demo;
 pub mod eval;
+mod evaluator;
 pub mod exit;
 pub mod input;
 pub mod job;
