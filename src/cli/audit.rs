@@ -154,6 +154,9 @@ impl AuditArgs {
 pub async fn run(args: AuditArgs, ui: &Ui) -> anyhow::Result<Exit> {
     // Cheapest and most likely mistakes first, each before any request.
     let policies = policies_or_hint(&args.policies, ui)?;
+    for warning in &policies.warnings {
+        ui.tell(super::ui::Tone::Warn, &format!("warning: {warning}"));
+    }
     let settings = args.resolve(std::env::var(TOKEN_ENV).ok())?;
     let lines = ptt_audit::input::collect(&args.lines, &args.line).map_err(UsageError::from)?;
     let policies = Arc::new(policies);
