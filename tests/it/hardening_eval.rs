@@ -67,8 +67,8 @@ async fn serve(server: &MockServer, id: &str, body: Value, delay: Duration) {
         .await;
 }
 
-/// `ptt-audit audit` against `server`, unpaced, one request at a time, reports in
-/// `out`, started and not waited for.
+/// `ptt-audit audit` against `server`, unpaced, one line at a time (unless `args`
+/// say otherwise), reports in `out`, started and not waited for.
 fn spawn_audit(server: &MockServer, policy: &Path, out: &Path, args: &[&str]) -> Child {
     Command::new(BIN)
         .env("WEBEX_TOKEN", TOKEN)
@@ -78,7 +78,12 @@ fn spawn_audit(server: &MockServer, policy: &Path, out: &Path, args: &[&str]) ->
         .arg("audit")
         .arg("--base-url")
         .arg(format!("{}/v1", server.uri()))
-        .args(["--rate", "0", "--concurrency", "1"])
+        .args(["--rate", "0"])
+        .args(if args.contains(&"--concurrency") {
+            &[][..]
+        } else {
+            &["--concurrency", "1"][..]
+        })
         .arg("--policies")
         .arg(policy)
         .arg("--out")
@@ -241,14 +246,21 @@ async fn sigint_while_a_runaway_rule_runs_ends_the_run_with_reports() {
     }
     let dir = tempfile::tempdir().expect("a temp dir");
     let (policy, out) = (policy(dir.path()), dir.path().join("out"));
-    let mut args = vec!["--line", "BIG", "--eval-timeout", "1h"];
+    // Two requests at a time: a line holds its place while it is evaluated.
+    let mut args = vec![
+        "--line",
+        "BIG",
+        "--eval-timeout",
+        "1h",
+        "--concurrency",
+        "2",
+    ];
     for id in &slow {
         args.extend(["--line", id.as_str()]);
     }
     let child = spawn_audit(&server, &policy, &out, &args);
 
-    // BIG was read once the next line is requested (one request at a time); its rule
-    // has hours to go.
+    // BIG is answered at once, SLOW-1 in 30 s; BIG's rule has hours to go.
     requests(&server, 2).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     signal(&child, "INT");
