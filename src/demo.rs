@@ -10,8 +10,8 @@ use crate::input::InputLine;
 use crate::job::{self, Outcome, Progress};
 use crate::policy::PolicySet;
 use crate::settings::{
-    ApiSettings, AuditSettings, Rate, ReportSettings, DEFAULT_CONCURRENCY, DEFAULT_MAX_RETRIES,
-    DEFAULT_POLICIES,
+    ApiSettings, AuditSettings, Rate, ReportSettings, DEFAULT_CONCURRENCY, DEFAULT_EVAL_TIMEOUT,
+    DEFAULT_MAX_RETRIES, DEFAULT_POLICIES,
 };
 use crate::simulator::{self, Faults, SimConfig, SimStatsSnapshot};
 use crate::webex::{parse_base_url, Stop, Token};
@@ -119,6 +119,7 @@ pub async fn run(
             max_retries: DEFAULT_MAX_RETRIES,
         },
         report: ReportSettings::defaults(settings.out),
+        eval_timeout: DEFAULT_EVAL_TIMEOUT,
     };
     let lines = sim
         .ids

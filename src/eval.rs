@@ -1,6 +1,8 @@
 //! Policy evaluation: one line's settings against a loaded [`PolicySet`]. Pure: no I/O,
 //! no clock (the caller passes `today`, which decides whether waivers have expired).
 
+use std::ops::ControlFlow;
+
 use chrono::NaiveDate;
 use serde::Serialize;
 
@@ -17,12 +19,35 @@ use crate::policy::{PolicySet, Rule};
 /// A failing rule with a waiver for this line is `Waived` while `today <= expires`;
 /// past that it stays `Fail`, still pointing at the waiver so reports can show that it
 /// expired. When several waivers match, an unexpired one wins.
+///
+/// This runs on the calling thread with no time limit: an audit runs rules through
+/// its evaluator instead, which bounds each one by `--eval-timeout`.
 pub fn evaluate(
     policies: &PolicySet,
     line_id: &str,
     settings: &serde_json::Value,
     today: NaiveDate,
 ) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    evaluate_each(policies, line_id, settings, today, 0, |f| {
+        findings.push(f);
+        ControlFlow::Continue(())
+    });
+    findings
+}
+
+/// As [`evaluate`], from the `first` enabled rule on (counting from 0 among enabled
+/// rules), handing each finding to `each` as soon as it is made, so that a caller
+/// watching the clock knows which rule is running; `each` may stop the evaluation.
+pub(crate) fn evaluate_each(
+    policies: &PolicySet,
+    line_id: &str,
+    settings: &serde_json::Value,
+    today: NaiveDate,
+    first: usize,
+    mut each: impl FnMut(Finding) -> ControlFlow<()>,
+) {
+    let rules = policies.enabled_rules().skip(first);
     let Some(object) = settings.as_object() else {
         let found = match settings {
             serde_json::Value::Null => "null",
@@ -32,51 +57,75 @@ pub fn evaluate(
             serde_json::Value::Array(_) => "an array",
             serde_json::Value::Object(_) => "an object",
         };
-        return unreadable(
-            policies,
-            &format!("the settings are not a JSON object (found {found})"),
-        );
+        let message = format!("the settings are not a JSON object (found {found})");
+        for (index, _) in rules {
+            if each(error(index, message.clone())).is_break() {
+                return;
+            }
+        }
+        return;
     };
     let mut ctx = policies.env.context();
     expr::bind(&mut ctx, object, line_id, &policies.vars);
+    for (index, rule) in rules {
+        if each(evaluate_rule(policies, index, rule, &ctx, line_id, today)).is_break() {
+            return;
+        }
+    }
+}
 
-    policies
-        .enabled_rules()
-        .map(|(index, rule)| {
-            let finding = |status, message| Finding {
-                rule: index,
-                status,
-                message,
-                waiver: None,
-                change: None,
-            };
-            if let Some(when) = &rule.when {
-                match run_bool(when, &ctx, "when") {
-                    Ok(true) => {}
-                    Ok(false) => return finding(RuleStatus::NotApplicable, None),
-                    Err(msg) => return finding(RuleStatus::Error, Some(msg)),
-                }
+/// One rule on a bound context.
+fn evaluate_rule(
+    policies: &PolicySet,
+    index: usize,
+    rule: &Rule,
+    ctx: &cel::Context<'_, '_>,
+    line_id: &str,
+    today: NaiveDate,
+) -> Finding {
+    let finding = |status, message| Finding {
+        rule: index,
+        status,
+        message,
+        waiver: None,
+        change: None,
+    };
+    if let Some(when) = &rule.when {
+        match run_bool(when, ctx, "when") {
+            Ok(true) => {}
+            Ok(false) => return finding(RuleStatus::NotApplicable, None),
+            Err(msg) => return finding(RuleStatus::Error, Some(msg)),
+        }
+    }
+    match run_bool(&rule.require, ctx, "require") {
+        Ok(true) => finding(RuleStatus::Pass, None),
+        Ok(false) => {
+            let message = failure_message(rule, ctx);
+            match waiver_for(policies, index, line_id, today) {
+                Some((w, true)) => Finding {
+                    waiver: Some(w),
+                    ..finding(RuleStatus::Waived, Some(message))
+                },
+                Some((w, false)) => Finding {
+                    waiver: Some(w),
+                    ..finding(RuleStatus::Fail, Some(message))
+                },
+                None => finding(RuleStatus::Fail, Some(message)),
             }
-            match run_bool(&rule.require, &ctx, "require") {
-                Ok(true) => finding(RuleStatus::Pass, None),
-                Ok(false) => {
-                    let message = failure_message(rule, &ctx);
-                    match waiver_for(policies, index, line_id, today) {
-                        Some((w, true)) => Finding {
-                            waiver: Some(w),
-                            ..finding(RuleStatus::Waived, Some(message))
-                        },
-                        Some((w, false)) => Finding {
-                            waiver: Some(w),
-                            ..finding(RuleStatus::Fail, Some(message))
-                        },
-                        None => finding(RuleStatus::Fail, Some(message)),
-                    }
-                }
-                Err(msg) => finding(RuleStatus::Error, Some(msg)),
-            }
-        })
-        .collect()
+        }
+        Err(msg) => finding(RuleStatus::Error, Some(msg)),
+    }
+}
+
+/// Rule `index` as `Error` with `message`: never a pass.
+pub(crate) fn error(index: usize, message: String) -> Finding {
+    Finding {
+        rule: index,
+        status: RuleStatus::Error,
+        message: Some(message),
+        waiver: None,
+        change: None,
+    }
 }
 
 /// Every enabled rule as `Error` with `message`: for a line that could not be read,
@@ -84,13 +133,7 @@ pub fn evaluate(
 pub fn unreadable(policies: &PolicySet, message: &str) -> Vec<Finding> {
     policies
         .enabled_rules()
-        .map(|(index, _)| Finding {
-            rule: index,
-            status: RuleStatus::Error,
-            message: Some(message.to_string()),
-            waiver: None,
-            change: None,
-        })
+        .map(|(index, _)| error(index, message.to_string()))
         .collect()
 }
 

@@ -3,8 +3,8 @@
 //!
 //! The pipeline, one module a stage:
 //! [`input`] (IDs) → [`webex`] (fetch, paced and retried) → [`eval`] (pure policy
-//! evaluation) → [`report`] (streaming report formats), driven by [`job`] with checked
-//! [`settings`]. [`policy`] loads the rules, [`simulator`] stands in for the Webex API.
+//! evaluation, run on threads of its own, each rule bounded in time) → [`report`]
+//! (streaming report formats), driven by [`job`] with checked [`settings`]. [`policy`] loads the rules, [`simulator`] stands in for the Webex API.
 //!
 //! The library has no command-line code and prints nothing: the binary (`src/main.rs`
 //! and `src/cli/`) parses, resolves settings, draws progress, handles signals and
@@ -17,6 +17,7 @@ pub mod compare;
 #[cfg(feature = "simulator")]
 pub mod demo;
 pub mod eval;
+mod evaluator;
 pub mod exit;
 pub mod input;
 pub mod job;

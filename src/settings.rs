@@ -29,6 +29,10 @@ pub const MAX_CONCURRENCY: usize = 4096;
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default `--max-retries`.
 pub const DEFAULT_MAX_RETRIES: u32 = 5;
+/// Default `--eval-timeout`: how long one rule may run on one line. The baseline
+/// rules take microseconds; two seconds is far beyond any sensible rule on any real
+/// member list, and short enough that a runaway rule costs a run little.
+pub const DEFAULT_EVAL_TIMEOUT: Duration = Duration::from_secs(2);
 /// Default `--fail-on`.
 pub const DEFAULT_FAIL_ON: FailOn = FailOn::Low;
 /// Environment variable holding the token when `--token-file` is not given.
@@ -156,6 +160,8 @@ pub struct AuditSettings {
     pub api: ApiSettings,
     /// The report side.
     pub report: ReportSettings,
+    /// How long one rule may run on one line before its result is `error`.
+    pub eval_timeout: Duration,
 }
 
 #[cfg(test)]

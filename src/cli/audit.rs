@@ -62,6 +62,11 @@ pub struct AuditArgs {
     #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_RETRIES)]
     pub max_retries: u32,
 
+    /// How long one rule may run on one line (`2s`, `500ms`); past it that result is
+    /// `error` ("evaluation took too long") and the run goes on.
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_eval_timeout)]
+    pub eval_timeout: Duration,
+
     /// Lowest severity of a failure that makes the exit code 1.
     #[arg(long, value_name = "SEVERITY", value_enum, default_value = "low")]
     pub fail_on: FailOn,
@@ -110,6 +115,14 @@ fn parse_timeout(s: &str) -> Result<Duration, String> {
     }
 }
 
+fn parse_eval_timeout(s: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(s) {
+        Ok(d) if !d.is_zero() => Ok(d),
+        Ok(_) => Err("the evaluation timeout must be longer than zero".into()),
+        Err(e) => Err(format!("`{s}` is not a duration ({e}); try 2s or 500ms")),
+    }
+}
+
 impl AuditArgs {
     /// Checks what clap could not (the base URL, the token) and resolves the options
     /// into settings, before any request. `token_env` is `WEBEX_TOKEN`'s value.
@@ -132,6 +145,7 @@ impl AuditArgs {
                 fail_on: self.fail_on,
                 previous: self.previous.clone(),
             },
+            eval_timeout: self.eval_timeout,
         })
     }
 }
@@ -140,6 +154,9 @@ impl AuditArgs {
 pub async fn run(args: AuditArgs, ui: &Ui) -> anyhow::Result<Exit> {
     // Cheapest and most likely mistakes first, each before any request.
     let policies = policies_or_hint(&args.policies, ui)?;
+    for warning in &policies.warnings {
+        ui.tell(super::ui::Tone::Warn, &format!("warning: {warning}"));
+    }
     let settings = args.resolve(std::env::var(TOKEN_ENV).ok())?;
     let lines = ptt_audit::input::collect(&args.lines, &args.line).map_err(UsageError::from)?;
     let policies = Arc::new(policies);
@@ -195,6 +212,21 @@ mod tests {
         assert_eq!(s.report.formats, ptt_audit::settings::DEFAULT_FORMATS);
         assert_eq!(s.report.fail_on, ptt_audit::settings::DEFAULT_FAIL_ON);
         assert_eq!(s.report.out, PathBuf::from(DEFAULT_OUT));
+        assert_eq!(s.eval_timeout, ptt_audit::settings::DEFAULT_EVAL_TIMEOUT);
+    }
+
+    #[test]
+    fn eval_timeout_takes_a_duration_above_zero() {
+        let s = parse(&["--eval-timeout", "250ms"])
+            .resolve(Some("tok".into()))
+            .expect("resolves");
+        assert_eq!(s.eval_timeout, Duration::from_millis(250));
+        for bad in ["0s", "soon", "5"] {
+            let err = Wrapper::try_parse_from(["audit", "--eval-timeout", bad])
+                .expect_err(bad)
+                .to_string();
+            assert!(err.contains("--eval-timeout"), "{bad}: {err}");
+        }
     }
 
     #[test]

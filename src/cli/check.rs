@@ -16,7 +16,8 @@ pub struct CheckArgs {
     pub path: PathBuf,
 }
 
-/// Validates and lists; invalid policies are an error (exit 2).
+/// Validates and lists; invalid policies are an error (exit 2). Warnings go to
+/// stderr and leave the exit code 0.
 pub fn run(args: CheckArgs, ui: &Ui) -> anyhow::Result<Exit> {
     let path = &args.path;
     let set = match ptt_audit::policy::load(path) {
@@ -75,6 +76,9 @@ pub fn run(args: CheckArgs, ui: &Ui) -> anyhow::Result<Exit> {
     }
     text.push_str("\npolicies are valid\n");
     ui.print(&text);
+    for warning in &set.warnings {
+        ui.tell(Tone::Warn, &format!("warning: {warning}"));
+    }
     if !set.rules.iter().any(|r| r.enabled) {
         let problem = ptt_audit::exit::UsageError::NoEnabledRule { path: path.clone() };
         ui.tell(Tone::Warn, &format!("warning: {problem}"));

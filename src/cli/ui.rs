@@ -155,12 +155,18 @@ async fn watch_signals(stop: Stop) {
         #[cfg(unix)]
         {
             use tokio::signal::unix::{signal, SignalKind};
-            let Ok(mut term) = signal(SignalKind::terminate()) else {
+            // SIGHUP too: a closed terminal or ssh session should leave reports, not
+            // kill the run without any.
+            let (Ok(mut term), Ok(mut hup)) = (
+                signal(SignalKind::terminate()),
+                signal(SignalKind::hangup()),
+            ) else {
                 return;
             };
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => {}
                 _ = term.recv() => {}
+                _ = hup.recv() => {}
             }
         }
         #[cfg(not(unix))]
@@ -196,11 +202,13 @@ async fn show_progress(progress: Arc<Progress>) {
 /// How many threads a command's async runtime runs on.
 #[derive(Debug, Clone, Copy)]
 pub enum Threads {
-    /// Everything on the calling thread. For `audit` (and `demo`): its work per line is
-    /// small and its pace is set by the rate limit, so one thread does it all, and
-    /// avoiding hand-offs between threads halves its CPU time per line and its memory
-    /// (results are made, written and freed on the same thread: no allocator
-    /// contention, no per-thread heaps). See `benches/e2e.rs`.
+    /// Every async task on the calling thread. For `audit` (and `demo`): its work per
+    /// line is small and its pace is set by the rate limit, so one thread does it all,
+    /// and avoiding hand-offs between threads halves its CPU time per line and its
+    /// memory (results are made, written and freed on the same thread: no allocator
+    /// contention, no per-thread heaps). See `benches/e2e.rs`. Policy evaluation alone
+    /// runs elsewhere, one hand-off per line, so that a slow rule never blocks this
+    /// thread (and with it signals).
     One,
     /// One worker per core: for `simulate`, a server answering many clients.
     #[cfg(feature = "simulator")]

@@ -11,6 +11,13 @@
 //! `has(vars.x)`), `line.x` must be `line.id`, and every named function must exist in
 //! the environment (probed by calling it with no argument: a known function answers
 //! "no matching overload", an unknown one "undeclared reference").
+//!
+//! The same walk finds what is valid but slow: a loop over `members` (`all`, `exists`,
+//! `exists_one`, `map`, `filter`) inside another, `x in members` inside one, and
+//! `distinct()` of a list made from `members` (it compares every pair) cost the square
+//! of the number of members: seconds to minutes on a line with thousands. Those are
+//! warnings, not errors: such a rule works on short lists, and `--eval-timeout` bounds
+//! it on long ones.
 
 use cel::common::ast::{EntryExpr, Expr as A, IdedExpr};
 
@@ -24,6 +31,15 @@ type Selection = (&'static str, String);
 /// `strings.quote(x)`), and the function's name.
 type Call = (Option<String>, String);
 
+/// How an expression's cost grows with the number of members, when worse than linear.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Cost {
+    /// The exponent: 2 for the square of the number of members.
+    power: usize,
+    /// What makes it so, for the message.
+    why: &'static str,
+}
+
 /// What the checks need to know of an expression, gathered in a single walk.
 #[derive(Debug, Default)]
 struct Uses {
@@ -33,18 +49,29 @@ struct Uses {
     tested: Vec<Selection>,
     /// Every named function called (operators left out), first call first, each once.
     calls: Vec<Call>,
+    /// The worst growth with the number of members, when worse than linear (the first
+    /// place found among equals).
+    cost: Option<Cost>,
 }
 
 impl Uses {
     fn of(e: &IdedExpr) -> Self {
         let mut uses = Uses::default();
-        uses.visit(e, &mut Vec::new());
+        uses.visit(e, &mut Vec::new(), 0);
         uses
     }
 
+    fn costs(&mut self, power: usize, why: &'static str) {
+        if self.cost.is_none_or(|c| c.power < power) {
+            self.cost = Some(Cost { power, why });
+        }
+    }
+
     /// `bound` holds the comprehension variables in scope: `[1].all(vars, vars.x)`
-    /// reads its own `vars`, not the policy's.
-    fn visit(&mut self, e: &IdedExpr, bound: &mut Vec<String>) {
+    /// reads its own `vars`, not the policy's. `loops` counts the enclosing loops over
+    /// `members` whose body `e` is in (each multiplies the cost of `e` by the number of
+    /// members). Returns whether `e` reads the policy's `members`.
+    fn visit(&mut self, e: &IdedExpr, bound: &mut Vec<String>, loops: usize) -> bool {
         match &e.expr {
             A::Select(s) => {
                 if let A::Ident(root) = &s.operand.expr {
@@ -63,7 +90,7 @@ impl Uses {
                         }
                     }
                 }
-                self.visit(&s.operand, bound);
+                self.visit(&s.operand, bound, loops)
             }
             A::Call(c) => {
                 if c.func_name.starts_with(|ch: char| ch.is_ascii_alphabetic()) {
@@ -76,56 +103,121 @@ impl Uses {
                         self.calls.push(call);
                     }
                 }
-                if let Some(t) = &c.target {
-                    self.visit(t, bound);
+                let on_members = c
+                    .target
+                    .as_ref()
+                    .is_some_and(|t| self.visit(t, bound, loops));
+                if on_members && c.func_name == "distinct" {
+                    self.costs(loops + 2, "calls `distinct()` on a list made from `members`, which compares every pair");
                 }
-                for a in &c.args {
-                    self.visit(a, bound);
+                let mut reads = on_members;
+                for (i, a) in c.args.iter().enumerate() {
+                    let arg_reads = self.visit(a, bound, loops);
+                    if arg_reads && i == 1 && loops > 0 && c.func_name == "@in" {
+                        self.costs(loops + 1, "tests `in members` inside a loop over `members`");
+                    }
+                    reads |= arg_reads;
                 }
+                reads
             }
             A::Comprehension(c) => {
-                self.visit(&c.iter_range, bound);
-                self.visit(&c.accu_init, bound);
+                let over_members = self.visit(&c.iter_range, bound, loops);
+                if over_members && loops > 0 {
+                    self.costs(
+                        loops + 1,
+                        "loops over `members` inside another loop over `members`",
+                    );
+                }
+                let mut reads = over_members | self.visit(&c.accu_init, bound, loops);
                 let depth = bound.len();
                 bound.push(c.iter_var.clone());
                 bound.extend(c.iter_var2.clone());
                 bound.push(c.accu_var.clone());
-                self.visit(&c.loop_cond, bound);
-                self.visit(&c.loop_step, bound);
-                self.visit(&c.result, bound);
+                // The condition and step run once per element; the result once.
+                let inner = loops + usize::from(over_members);
+                reads |= self.visit(&c.loop_cond, bound, inner);
+                reads |= self.visit(&c.loop_step, bound, inner);
+                reads |= self.visit(&c.result, bound, loops);
                 bound.truncate(depth);
+                reads
             }
-            A::List(l) => {
-                for x in &l.elements {
-                    self.visit(x, bound);
-                }
-            }
-            A::Map(m) => {
-                for entry in &m.entries {
-                    if let EntryExpr::MapEntry(me) = &entry.expr {
-                        self.visit(&me.key, bound);
-                        self.visit(&me.value, bound);
+            A::List(l) => l
+                .elements
+                .iter()
+                .fold(false, |reads, x| self.visit(x, bound, loops) | reads),
+            A::Map(m) => m
+                .entries
+                .iter()
+                .fold(false, |reads, entry| match &entry.expr {
+                    EntryExpr::MapEntry(me) => {
+                        let key = self.visit(&me.key, bound, loops);
+                        self.visit(&me.value, bound, loops) | key | reads
                     }
-                }
-            }
-            A::Struct(s) => {
-                for entry in &s.entries {
-                    if let EntryExpr::StructField(f) = &entry.expr {
-                        self.visit(&f.value, bound);
-                    }
-                }
-            }
-            A::Ident(_) | A::Literal(_) | A::Unspecified => {}
+                    EntryExpr::StructField(_) => reads,
+                }),
+            A::Struct(s) => s
+                .entries
+                .iter()
+                .fold(false, |reads, entry| match &entry.expr {
+                    EntryExpr::StructField(f) => self.visit(&f.value, bound, loops) | reads,
+                    EntryExpr::MapEntry(_) => reads,
+                }),
+            A::Ident(name) => name == "members" && !bound.iter().any(|b| b == name),
+            A::Literal(_) | A::Unspecified => false,
         }
     }
 }
 
-/// Why `e`, the `which` of a rule, cannot work whatever the data, if it cannot: a
-/// `vars.x` that no `[vars]` table defines, a `line.x` other than `line.id`, or a call
-/// of a function the environment does not have.
-pub(super) fn problem(
+/// What the syntax tree shows about one expression.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(super) struct Verdict {
+    /// Why it cannot work whatever the data, if it cannot (a load error).
+    pub(super) problem: Option<String>,
+    /// What works but deserves a look (load warnings).
+    pub(super) warnings: Vec<String>,
+}
+
+/// Checks `e`, the `which` of a rule, in one walk of its syntax tree.
+///
+/// A problem is a `vars.x` that no `[vars]` table defines, a `line.x` other than
+/// `line.id`, or a call of a function the environment does not have. A warning is a
+/// cost that grows faster than the number of members.
+pub(super) fn check(
     env: &CelEnv,
     e: &Expr,
+    which: ExprKey,
+    vars: &serde_json::Map<String, serde_json::Value>,
+) -> Verdict {
+    let mut uses = Uses::of(e.program.expression());
+    let warnings = uses
+        .cost
+        .take()
+        .map(|cost| cost_warning(cost, which))
+        .into_iter()
+        .collect();
+    Verdict {
+        problem: problem(env, uses, which, vars),
+        warnings,
+    }
+}
+
+fn cost_warning(cost: Cost, which: ExprKey) -> String {
+    let growth = match cost.power {
+        2 => "the square".to_string(),
+        3 => "the cube".to_string(),
+        n => format!("the {n}th power"),
+    };
+    format!(
+        "`{}` {}: its cost grows with {growth} of the number of members (minutes on a line \
+         with 10,000); past --eval-timeout a result is error, not a verdict",
+        which.as_str(),
+        cost.why
+    )
+}
+
+fn problem(
+    env: &CelEnv,
+    uses: Uses,
     which: ExprKey,
     vars: &serde_json::Map<String, serde_json::Value>,
 ) -> Option<String> {
@@ -134,7 +226,8 @@ pub(super) fn problem(
         mut read,
         tested,
         calls,
-    } = Uses::of(e.program.expression());
+        ..
+    } = uses;
     // `has(vars.x) ? vars.x : default` is how an optional var is read.
     read.retain(|sel| !tested.contains(sel));
     for (root, field) in read {
@@ -230,6 +323,70 @@ mod tests {
                 (None, "size".to_string()),
             ]
         );
+    }
+
+    #[test]
+    fn the_same_walk_finds_costs_that_grow_faster_than_the_members() {
+        let power = |src: &str| uses(src).cost.map(|c| c.power);
+        for (src, want) in [
+            (
+                "members.all(a, members.exists_one(b, b.id == a.id))",
+                Some(2),
+            ),
+            (
+                "members.all(a, members.all(b, members.all(c, a.id != '')))",
+                Some(3),
+            ),
+            (
+                "members.filter(m, true).all(a, members.exists(b, b == a))",
+                Some(2),
+            ),
+            ("members.all(a, a in members)", Some(2)),
+            (
+                "size(members.map(m, m.id).distinct()) == size(members)",
+                Some(2),
+            ),
+            (
+                "members.all(a, members.map(m, m.id).distinct() != [])",
+                Some(3),
+            ),
+            // Linear: one loop, O(1) or unrelated work inside it.
+            ("size(members) > 0 && members.all(m, has(m.email))", None),
+            ("members.all(a, size(members) > 1 && members[0] != a)", None),
+            ("members.all(a, a.numbers.all(n, n.primary))", None),
+            ("members.all(m, m.id in vars.ids)", None),
+            ("[1, 2].all(x, members.exists(m, true))", None),
+            // A comprehension variable named `members` is not the line's.
+            ("[[1]].all(members, members.all(m, true))", None),
+            // The result of a loop runs once, not per member.
+            ("members.map(m, m.id).size() > 0", None),
+        ] {
+            assert_eq!(power(src), want, "{src}");
+        }
+    }
+
+    #[test]
+    fn a_quadratic_rule_is_a_warning_naming_its_key() {
+        let env = CelEnv::new();
+        let src = "members.all(a, members.exists_one(b, b.id == a.id))";
+        let e = Expr {
+            source: src.into(),
+            program: env.0.compile(src).expect("compiles"),
+            file: "p.toml".into(),
+            pos: super::super::raw::Pos {
+                line: 3,
+                column: 11,
+            },
+        };
+        let verdict = check(&env, &e, ExprKey::Require, &serde_json::Map::new());
+        assert_eq!(verdict.problem, None);
+        assert_eq!(verdict.warnings.len(), 1);
+        let w = &verdict.warnings[0];
+        assert!(
+            w.starts_with("`require` loops over `members` inside another"),
+            "{w}"
+        );
+        assert!(w.contains("the square of the number of members"), "{w}");
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use super::raw::Pos;
 
-/// One problem in a policy file, with as much position as is known.
+/// One problem (or warning) in a policy file, with as much position as is known.
 ///
 /// Displays as `FILE:LINE:COLUMN: rule ID: MESSAGE`, leaving out what is unknown, so
 /// editors and terminals can jump to it.
@@ -70,6 +70,8 @@ impl fmt::Display for PolicyErrors {
 pub(super) struct Problems {
     files: Vec<PathBuf>,
     found: Vec<(usize, Diagnostic)>,
+    /// Warnings, kept the same way: they do not stop loading.
+    warned: Vec<(usize, Diagnostic)>,
 }
 
 impl Problems {
@@ -84,6 +86,24 @@ impl Problems {
         }
     }
 
+    fn diagnostic(
+        &mut self,
+        file: &Path,
+        pos: Option<Pos>,
+        rule: Option<&str>,
+        message: String,
+    ) -> (usize, Diagnostic) {
+        let index = self.file_index(file);
+        let d = Diagnostic {
+            file: file.to_path_buf(),
+            line: pos.map(|p| p.line),
+            column: pos.map(|p| p.column),
+            rule: rule.map(str::to_string),
+            message,
+        };
+        (index, d)
+    }
+
     /// Records a problem whose position may be unknown.
     pub(crate) fn add_at(
         &mut self,
@@ -92,17 +112,19 @@ impl Problems {
         rule: Option<&str>,
         message: String,
     ) {
-        let index = self.file_index(file);
-        self.found.push((
-            index,
-            Diagnostic {
-                file: file.to_path_buf(),
-                line: pos.map(|p| p.line),
-                column: pos.map(|p| p.column),
-                rule: rule.map(str::to_string),
-                message,
-            },
-        ));
+        let found = self.diagnostic(file, pos, rule, message);
+        self.found.push(found);
+    }
+
+    /// Records a warning at a known position: it is reported, and loading goes on.
+    pub(crate) fn warn(&mut self, file: &Path, pos: Pos, rule: Option<&str>, message: String) {
+        let warned = self.diagnostic(file, Some(pos), rule, message);
+        self.warned.push(warned);
+    }
+
+    /// The warnings recorded so far, by file then position, and no more of them here.
+    pub(crate) fn take_warnings(&mut self) -> Vec<Diagnostic> {
+        by_place(std::mem::take(&mut self.warned))
     }
 
     /// Records a problem at a known position.
@@ -115,13 +137,17 @@ impl Problems {
         if self.found.is_empty() {
             return Ok(());
         }
-        let mut found = self.found;
-        // Stable: problems at the same place keep the order they were found in.
-        found.sort_by_key(|(f, d)| (*f, d.line, d.column));
         Err(PolicyErrors {
-            diagnostics: found.into_iter().map(|(_, d)| d).collect(),
+            diagnostics: by_place(self.found),
         })
     }
+}
+
+/// By file in load order, then by position. Stable: diagnostics at the same place keep
+/// the order they were found in.
+fn by_place(mut found: Vec<(usize, Diagnostic)>) -> Vec<Diagnostic> {
+    found.sort_by_key(|(f, d)| (*f, d.line, d.column));
+    found.into_iter().map(|(_, d)| d).collect()
 }
 
 #[cfg(test)]

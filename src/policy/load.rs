@@ -7,6 +7,9 @@
 //! 3. Once every file is read: waivers must name a defined rule, and the expressions
 //!    of enabled rules are checked statically ([`super::check`]), then by running them
 //!    on sample records ([`super::sample`]).
+//!
+//! Any step may also record a warning ([`PolicySet::warnings`]): something that loads
+//! but deserves a look.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -151,18 +154,25 @@ impl Loader {
         schema.check_waiver_rules();
 
         let samples = Samples::new();
-        let found: Vec<_> = schema
-            .enabled_expressions()
-            .filter_map(|(id, which, e)| {
-                // The samples only run an expression the syntax tree finds no fault in.
-                check::problem(&env, e, which, schema.vars())
-                    .or_else(|| samples.problem(&env, e, which, schema.vars()))
-                    .map(|msg| (e.file.clone(), e.pos, id.map(str::to_string), msg))
-            })
-            .collect();
+        let mut found = Vec::new();
+        let mut warned = Vec::new();
+        for (id, which, e) in schema.enabled_expressions() {
+            let verdict = check::check(&env, e, which, schema.vars());
+            let at = |msg| (e.file.clone(), e.pos, id.map(str::to_string), msg);
+            // The samples only run an expression the syntax tree finds no fault in.
+            let problem = verdict
+                .problem
+                .or_else(|| samples.problem(&env, e, which, schema.vars()));
+            found.extend(problem.map(at));
+            warned.extend(verdict.warnings.into_iter().map(at));
+        }
         for (file, pos, id, msg) in found {
             schema.problems.add(&file, pos, id.as_deref(), msg);
         }
+        for (file, pos, id, msg) in warned {
+            schema.problems.warn(&file, pos, id.as_deref(), msg);
+        }
+        let warnings = schema.problems.take_warnings();
 
         let Checked {
             rules,
@@ -178,6 +188,7 @@ impl Loader {
             waivers,
             vars,
             sources,
+            warnings,
             env,
             waivers_by_line,
         })

@@ -58,6 +58,10 @@ pub struct PolicySet {
     pub vars: serde_json::Map<String, serde_json::Value>,
     /// The files the set was loaded from, with their SHA-256, for the report.
     pub sources: Vec<PolicySource>,
+    /// What loads but deserves a look (a rule whose cost grows with the square of the
+    /// number of members, …), by file then position: `check-policies` prints these and
+    /// `audit` logs them.
+    pub warnings: Vec<Diagnostic>,
     /// The CEL environment every expression was compiled for.
     pub(crate) env: CelEnv,
     /// Waiver indices by line ID, for evaluation.

@@ -7,7 +7,7 @@ use tokio::sync::watch;
 pub enum StopReason {
     /// The API refused the token (401).
     Unauthorized,
-    /// SIGINT / SIGTERM.
+    /// SIGINT, SIGTERM or SIGHUP.
     Interrupted,
 }
 
