@@ -1,7 +1,7 @@
 //! `ptt-audit demo`: the whole job against the built-in simulator, no token needed.
 //! The job is the audit's own ([`crate::job::run`]) with settings the demo fills in.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,7 +11,7 @@ use crate::job::{self, Outcome, Progress};
 use crate::policy::PolicySet;
 use crate::settings::{
     ApiSettings, AuditSettings, Rate, ReportSettings, DEFAULT_CONCURRENCY, DEFAULT_EVAL_TIMEOUT,
-    DEFAULT_MAX_RETRIES, DEFAULT_POLICIES,
+    DEFAULT_MAX_RETRIES,
 };
 use crate::simulator::{self, Faults, SimConfig, SimStatsSnapshot};
 use crate::webex::{parse_base_url, Stop, Token};
@@ -36,8 +36,8 @@ pub struct DemoSettings {
     pub lines: usize,
     /// Seed of the simulated data and faults (same seed, same results).
     pub seed: u64,
-    /// Policies to audit with.
-    pub policies: PathBuf,
+    /// Policies to audit with; `None`: `policies/` here, else the built-in pack.
+    pub policies: Option<PathBuf>,
     /// Folder for the reports.
     pub out: PathBuf,
     /// The audit's pace.
@@ -81,17 +81,9 @@ pub async fn run(
     progress: &Progress,
     started: impl FnOnce(&str, usize),
 ) -> anyhow::Result<DemoOutcome> {
-    // Outside the repository there is no `policies/` folder: the demo then uses the
-    // baseline pack built into the binary, so that it works from anywhere.
-    let builtin = settings.policies == Path::new(DEFAULT_POLICIES) && !settings.policies.exists();
-    let (policies, policies_origin) = if builtin {
-        let set =
-            crate::policy::load_str(Path::new("(built-in baseline)"), crate::policy::BASELINE)?;
-        (set, "the baseline pack built into ptt-audit".to_string())
-    } else {
-        let set = job::load_policies(&settings.policies)?;
-        (set, settings.policies.display().to_string())
-    };
+    let origin = job::choose_policies(settings.policies.as_deref());
+    let policies = job::load_policies(&origin)?;
+    let policies_origin = origin.to_string();
     let secret = format!("demo-{}", uuid::Uuid::new_v4().simple());
     let sim = simulator::start(
         SimConfig {

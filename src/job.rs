@@ -64,6 +64,10 @@ pub struct Outcome {
     pub stopped: Option<StopReason>,
     /// Every line requested answered 404: most likely a wrong `--base-url` or org.
     pub all_not_found: bool,
+    /// The JSON report's `run` object (for a machine-readable summary).
+    pub run: serde_json::Value,
+    /// The `--fail-on` the exit code was judged by.
+    pub fail_on: FailOn,
 }
 
 /// Runs one audit. Problems with the settings are errors (exit 2); everything that
@@ -99,7 +103,7 @@ pub async fn run(
         Some(path) => Some(crate::compare::Previous::load(path).map_err(UsageError::from)?),
         None => None,
     };
-    let mut reports = Reports::create(&out.out, &out.formats, meta, policies.clone())
+    let mut reports = Reports::create(&out.out, &out.formats, meta.clone(), policies.clone())
         .with_context(|| format!("cannot create reports in {}", out.out.display()))?;
     let total = lines.len();
     progress.total.store(total, Ordering::Relaxed);
@@ -163,6 +167,7 @@ pub async fn run(
         complete: stopped.is_none() && reports.summary().lines.not_audited == 0,
         exit_code: i32::from(exit.code()),
     };
+    let run = crate::report::run_object(&meta, &end, &policies);
     let (summary, paths) = reports.finish(end).context("cannot finish the reports")?;
     tracing::info!(
         exit_code = exit.code(),
@@ -171,6 +176,8 @@ pub async fn run(
         "audit finished"
     );
     Ok(Outcome {
+        run,
+        fail_on: out.fail_on,
         summary,
         paths,
         exit,
@@ -291,15 +298,62 @@ async fn audit_line(
     }
 }
 
+/// Where a run's policies came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PolicyOrigin {
+    /// A file or folder: `--policies`, or `policies/` in the current folder.
+    Path(PathBuf),
+    /// The baseline pack compiled into the binary (no `--policies`, no `policies/`).
+    BuiltIn,
+}
+
+impl std::fmt::Display for PolicyOrigin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PolicyOrigin::Path(p) => write!(f, "{}", p.display()),
+            PolicyOrigin::BuiltIn => f.write_str("the baseline pack built into ptt-audit"),
+        }
+    }
+}
+
+/// The name the built-in pack's positions are reported under.
+pub const BUILT_IN_NAME: &str = "(built-in baseline)";
+
+/// Which policies a run uses: `given` if there is one; else `policies/` in the current
+/// folder if it exists; else the built-in baseline pack, so that an installed binary
+/// works from any folder (cron's is rarely the repository).
+pub fn choose_policies(given: Option<&std::path::Path>) -> PolicyOrigin {
+    match given {
+        Some(path) => PolicyOrigin::Path(path.to_path_buf()),
+        None if std::path::Path::new(crate::settings::DEFAULT_POLICIES).exists() => {
+            PolicyOrigin::Path(PathBuf::from(crate::settings::DEFAULT_POLICIES))
+        }
+        None => PolicyOrigin::BuiltIn,
+    }
+}
+
+/// Loads policies, every problem collected, from a file, a folder or the built-in pack.
+pub fn load_from(origin: &PolicyOrigin) -> Result<PolicySet, UsageError> {
+    Ok(match origin {
+        PolicyOrigin::Path(path) => crate::policy::load(path)?,
+        PolicyOrigin::BuiltIn => {
+            crate::policy::load_str(std::path::Path::new(BUILT_IN_NAME), crate::policy::BASELINE)?
+        }
+    })
+}
+
 /// Loads the policies to audit with: valid, and with at least one enabled rule, since
 /// an audit against nothing would report every line compliant.
-pub fn load_policies(path: &std::path::Path) -> Result<PolicySet, UsageError> {
-    let set = crate::policy::load(path)?;
+pub fn load_policies(origin: &PolicyOrigin) -> Result<PolicySet, UsageError> {
+    let set = load_from(origin)?;
     if set.rules.iter().any(|r| r.enabled) {
         Ok(set)
     } else {
         Err(UsageError::NoEnabledRule {
-            path: path.to_path_buf(),
+            path: match origin {
+                PolicyOrigin::Path(p) => p.clone(),
+                PolicyOrigin::BuiltIn => PathBuf::from(BUILT_IN_NAME),
+            },
         })
     }
 }

@@ -80,7 +80,8 @@ impl std::fmt::Display for Rate {
 }
 
 /// `--fail-on`: the lowest severity whose failures make the exit code 1.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, strum::Display)]
+#[strum(serialize_all = "lowercase")]
 pub enum FailOn {
     /// Any failure.
     Low,

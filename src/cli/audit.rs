@@ -9,7 +9,7 @@ use ptt_audit::job::{self, Progress};
 use ptt_audit::report::Format;
 use ptt_audit::settings::{
     ApiSettings, AuditSettings, FailOn, Rate, ReportSettings, DEFAULT_CONCURRENCY,
-    DEFAULT_MAX_RETRIES, DEFAULT_OUT, DEFAULT_POLICIES, MAX_CONCURRENCY, TOKEN_ENV,
+    DEFAULT_MAX_RETRIES, DEFAULT_OUT, MAX_CONCURRENCY, TOKEN_ENV,
 };
 use ptt_audit::webex::{parse_base_url, Stop, Token, DEFAULT_BASE_URL};
 
@@ -32,9 +32,10 @@ pub struct AuditArgs {
     #[arg(long, value_name = "ORG", env = "WEBEX_ORG_ID")]
     pub org_id: Option<String>,
 
-    /// A policy `.toml` file or a folder of them.
-    #[arg(long, value_name = "PATH", default_value = DEFAULT_POLICIES)]
-    pub policies: PathBuf,
+    /// A policy `.toml` file or a folder of them [default: `policies` in the current
+    /// folder if it exists, else the baseline pack built into ptt-audit].
+    #[arg(long, value_name = "PATH")]
+    pub policies: Option<PathBuf>,
 
     /// Folder for the reports (created if missing).
     #[arg(long, value_name = "DIR", default_value = DEFAULT_OUT)]
@@ -153,10 +154,7 @@ impl AuditArgs {
 /// Runs `ptt-audit audit`.
 pub async fn run(args: AuditArgs, ui: &Ui) -> anyhow::Result<Exit> {
     // Cheapest and most likely mistakes first, each before any request.
-    let policies = policies_or_hint(&args.policies, ui)?;
-    for warning in &policies.warnings {
-        ui.tell(super::ui::Tone::Warn, &format!("warning: {warning}"));
-    }
+    let policies = policies_or_hint(args.policies.as_deref(), ui)?;
     let settings = args.resolve(std::env::var(TOKEN_ENV).ok())?;
     let lines = ptt_audit::input::collect(&args.lines, &args.line).map_err(UsageError::from)?;
     let policies = Arc::new(policies);
@@ -169,18 +167,23 @@ pub async fn run(args: AuditArgs, ui: &Ui) -> anyhow::Result<Exit> {
     Ok(outcome.exit)
 }
 
-/// Loads the policies; when the path does not exist, adds a hint for cron users,
-/// whose working folder is rarely the repository.
+/// Loads the policies to audit with, saying where they came from; when a given path
+/// does not exist, adds a hint for cron users, whose working folder is rarely the
+/// repository.
 pub fn policies_or_hint(
-    path: &std::path::Path,
+    given: Option<&std::path::Path>,
     ui: &Ui,
 ) -> Result<ptt_audit::policy::PolicySet, UsageError> {
-    job::load_policies(path).inspect_err(|_| {
-        if !path.exists() {
+    let origin = job::choose_policies(given);
+    if origin == job::PolicyOrigin::BuiltIn {
+        tracing::info!("no --policies and no `policies` folder here: using {origin}");
+    }
+    job::load_policies(&origin).inspect_err(|_| {
+        if given.is_some_and(|p| !p.exists()) {
             ui.tell(
                 super::ui::Tone::Info,
-                "hint: --policies defaults to `policies` in the current directory; in cron, \
-                 pass --policies /path/to/policies",
+                "hint: --policies names a path that does not exist; in cron, give an absolute \
+                 path (or leave --policies out to use the built-in baseline pack)",
             );
         }
     })

@@ -4,33 +4,29 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use ptt_audit::exit::Exit;
-use ptt_audit::settings::DEFAULT_POLICIES;
+use ptt_audit::job::{self, PolicyOrigin};
 
 use super::ui::{Tone, Ui};
 
 /// What `ptt-audit check-policies` takes.
 #[derive(Debug, Clone, clap::Args)]
 pub struct CheckArgs {
-    /// A policy `.toml` file or a folder of them.
-    #[arg(default_value = DEFAULT_POLICIES)]
-    pub path: PathBuf,
+    /// A policy `.toml` file or a folder of them [default: `policies` in the current
+    /// folder if it exists, else the baseline pack built into ptt-audit].
+    pub path: Option<PathBuf>,
 }
 
 /// Validates and lists; invalid policies are an error (exit 2). Warnings go to
 /// stderr and leave the exit code 0.
 pub fn run(args: CheckArgs, ui: &Ui) -> anyhow::Result<Exit> {
-    let path = &args.path;
-    let set = match ptt_audit::policy::load(path) {
+    let origin = job::choose_policies(args.path.as_deref());
+    let set = match job::load_from(&origin) {
         Ok(set) => set,
-        Err(errors) => {
-            if !path.exists() {
-                ui.tell(
-                    Tone::Info,
-                    "hint: --policies defaults to `policies` in the current directory; in \
-                     cron, pass --policies /path/to/policies",
-                );
+        Err(e) => {
+            if args.path.as_deref().is_some_and(|p| !p.exists()) {
+                ui.tell(Tone::Info, "hint: the path given does not exist");
             }
-            return Err(ptt_audit::exit::UsageError::from(errors).into());
+            return Err(e.into());
         }
     };
     let mut text = String::new();
@@ -74,13 +70,17 @@ pub fn run(args: CheckArgs, ui: &Ui) -> anyhow::Result<Exit> {
             w.rule, w.line, w.expires, w.reason
         );
     }
-    text.push_str("\npolicies are valid\n");
+    let _ = writeln!(text, "\npolicies are valid: {origin}");
     ui.print(&text);
     for warning in &set.warnings {
         ui.tell(Tone::Warn, &format!("warning: {warning}"));
     }
     if !set.rules.iter().any(|r| r.enabled) {
-        let problem = ptt_audit::exit::UsageError::NoEnabledRule { path: path.clone() };
+        let path = match &origin {
+            PolicyOrigin::Path(p) => p.clone(),
+            PolicyOrigin::BuiltIn => PathBuf::from(job::BUILT_IN_NAME),
+        };
+        let problem = ptt_audit::exit::UsageError::NoEnabledRule { path };
         ui.tell(Tone::Warn, &format!("warning: {problem}"));
     }
     Ok(Exit::Ok)

@@ -9,6 +9,7 @@ mod audit;
 mod check;
 #[cfg(feature = "simulator")]
 mod demo;
+mod init;
 pub mod log;
 #[cfg(feature = "simulator")]
 mod simulate;
@@ -71,6 +72,9 @@ enum Command {
     Audit(audit::AuditArgs),
     /// Validate policy files and list their rules and waivers (exit 0 valid, 2 invalid).
     CheckPolicies(check::CheckArgs),
+    /// Write the baseline policy pack, an example site policy and an example config
+    /// file into DIR, to start from (never overwrites a file).
+    Init(init::InitArgs),
     /// Run the whole job against a built-in simulated Webex API on 127.0.0.1 (no token
     /// needed); reports go to `reports/`.
     #[cfg(feature = "simulator")]
@@ -85,6 +89,7 @@ impl Cli {
     pub fn run(self, ui: &Ui) -> anyhow::Result<Exit> {
         match self.command {
             Command::CheckPolicies(args) => check::run(args, ui),
+            Command::Init(args) => init::run(args, ui),
             Command::Audit(args) => ui::run_async(ui::Threads::One, audit::run(args, ui)),
             #[cfg(feature = "simulator")]
             Command::Demo(args) => ui::run_async(ui::Threads::One, demo::run(args, ui)),

@@ -51,6 +51,10 @@ impl Ui {
     /// Tells the user something on stderr: a plain line for a person, or one log event
     /// when the logs are JSON, so that a log shipper never sees a line that is not JSON.
     pub fn tell(&self, tone: Tone, text: &str) {
+        // `-q`: only warnings and errors.
+        if self.quiet && tone == Tone::Info {
+            return;
+        }
         if self.json {
             match tone {
                 Tone::Error => tracing::error!("{text}"),
@@ -75,14 +79,48 @@ impl Ui {
         }
     }
 
-    /// Prints an audit's summary to stdout, and what went wrong to stderr.
+    /// The end-of-run summary on stdout: nothing with `-q`; one JSON object (the
+    /// report's `run` and `summary`, the report paths, and `extra` under its key) with
+    /// `--log-format json`; else the readable text.
+    pub fn print_summary(
+        &self,
+        outcome: &Outcome,
+        policies: &PolicySet,
+        extra: Option<(&str, serde_json::Value)>,
+    ) {
+        if self.quiet {
+            return;
+        }
+        if self.json {
+            let mut object = serde_json::json!({
+                "run": outcome.run,
+                "summary": outcome.summary,
+                "reports": outcome.paths,
+            });
+            if let (Some((key, value)), Some(map)) = (extra, object.as_object_mut()) {
+                map.insert(key.to_string(), value);
+            }
+            self.print(&format!("{object}\n"));
+        } else {
+            self.print(&ptt_audit::report::render_summary(
+                &outcome.summary,
+                policies,
+                &outcome.paths,
+                i32::from(outcome.exit.code()),
+                outcome.fail_on,
+            ));
+        }
+    }
+
+    /// Prints an audit's summary to stdout (see [`Ui::print_summary`]), and what went
+    /// wrong to stderr.
     pub fn print_outcome(&self, outcome: &Outcome, policies: &PolicySet) {
-        self.print(&ptt_audit::report::render_summary(
-            &outcome.summary,
-            policies,
-            &outcome.paths,
-            i32::from(outcome.exit.code()),
-        ));
+        self.print_summary(outcome, policies, None);
+        self.tell_problems(outcome);
+    }
+
+    /// Tells on stderr why a run stopped early or what its answers hint at.
+    pub fn tell_problems(&self, outcome: &Outcome) {
         let unread = if outcome.summary.lines.not_audited > 0 {
             "Lines not read are marked not_audited; reports were written."
         } else {

@@ -73,6 +73,27 @@ struct JsonRun<'a> {
     policies: &'a [PolicySource],
 }
 
+impl<'a> JsonRun<'a> {
+    fn new(meta: &'a RunMeta, end: &RunEnd, policies: &'a PolicySet) -> JsonRun<'a> {
+        JsonRun {
+            id: &meta.run_id,
+            started_at: rfc3339(&meta.started_at),
+            finished_at: rfc3339(&end.finished_at),
+            org_id: meta.org_id.as_deref(),
+            base_url: &meta.base_url,
+            complete: end.complete,
+            exit_code: end.exit_code,
+            policies: &policies.sources,
+        }
+    }
+}
+
+/// The report's `run` object, exactly as the JSON report holds it: for the one-object
+/// stdout summary of `--log-format json`.
+pub fn run_object(meta: &RunMeta, end: &RunEnd, policies: &PolicySet) -> serde_json::Value {
+    serde_json::to_value(JsonRun::new(meta, end, policies)).unwrap_or_default()
+}
+
 #[derive(Serialize)]
 struct JsonRule<'a> {
     id: &'a str,
@@ -244,16 +265,7 @@ impl ReportWriter for JsonWriter {
                 name: "ptt-audit",
                 version: &meta.tool_version,
             },
-            run: JsonRun {
-                id: &meta.run_id,
-                started_at: rfc3339(&meta.started_at),
-                finished_at: rfc3339(&end.finished_at),
-                org_id: meta.org_id.as_deref(),
-                base_url: &meta.base_url,
-                complete: end.complete,
-                exit_code: end.exit_code,
-                policies: &p.sources,
-            },
+            run: JsonRun::new(meta, end, p),
             summary,
             rules: p
                 .rules

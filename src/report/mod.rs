@@ -42,6 +42,7 @@ pub use self::csv::neutralise;
 pub(crate) use self::csv::unneutralise;
 pub(crate) use self::format::ReportWriter;
 pub use self::format::{Format, FormatError};
+pub use self::json::run_object;
 pub use self::set::Reports;
 pub use self::summary::render_summary;
 

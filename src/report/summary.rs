@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use super::Summary;
 use crate::model::Severity;
 use crate::policy::PolicySet;
+use crate::settings::FailOn;
 
 /// Renders the end-of-run summary: lines by status, results by status, the failing
 /// rules (most severe first, then most failures), the report files, and what the exit
@@ -15,6 +16,7 @@ pub fn render_summary(
     policies: &PolicySet,
     paths: &[PathBuf],
     exit_code: i32,
+    fail_on: FailOn,
 ) -> String {
     let mut out = String::new();
     let l = &summary.lines;
@@ -90,8 +92,8 @@ pub fn render_summary(
     out.push('\n');
     let not_read = l.error + l.invalid + l.not_audited;
     let meaning = match exit_code {
-        0 => "all lines were read and no rule failed at or above --fail-on".to_string(),
-        1 => "some rule failed at or above --fail-on".to_string(),
+        0 => format!("all lines were read and no rule failed at or above --fail-on {fail_on}"),
+        1 => format!("some rule failed at or above --fail-on {fail_on}"),
         2 => "bad invocation, configuration, policy or credentials; nothing useful was audited"
             .to_string(),
         3 => {
@@ -135,7 +137,13 @@ mod tests {
         s.failing_rules.insert(3, 1);
         s.lines.total = 3;
         s.lines.not_audited = 1;
-        let text = render_summary(&s, &policies, &[PathBuf::from("reports/x.json")], 3);
+        let text = render_summary(
+            &s,
+            &policies,
+            &[PathBuf::from("reports/x.json")],
+            3,
+            FailOn::Low,
+        );
         let pos = |needle: &str| text.find(needle).unwrap_or(usize::MAX);
         assert!(pos("D-CRIT") < pos("C-HIGH-MANY"), "{text}");
         assert!(pos("C-HIGH-MANY") < pos("B-HIGH-FEW"), "{text}");
@@ -153,9 +161,14 @@ mod tests {
     #[test]
     fn no_failures_and_exit_zero() {
         let policies = policies(&[]);
-        let text = render_summary(&Summary::default(), &policies, &[], 0);
+        let text = render_summary(&Summary::default(), &policies, &[], 0, FailOn::High);
         assert!(text.contains("No rule failed."), "{text}");
-        assert!(text.contains("Exit code 0: all lines were read"), "{text}");
+        assert!(
+            text.contains(
+                "Exit code 0: all lines were read and no rule failed at or above --fail-on high."
+            ),
+            "{text}"
+        );
         assert!(text.contains("Lines:   0 total"), "{text}");
     }
 }

@@ -5,6 +5,7 @@
 mod common;
 
 mod cli;
+mod first_hour;
 mod hardening_eval;
 mod hardening_io;
 mod policy_cases;

@@ -818,7 +818,13 @@ fn summary_counts_add_up() {
         serde_json::from_str(&fs::read_to_string(&paths[0]).expect("read")).expect("json");
     assert_eq!(doc["summary"], serde_json::to_value(&s).expect("to_value"));
     assert_eq!(doc["summary"]["results"]["error"], 6);
-    let text = ptt_audit::report::render_summary(&s, &policies(), &paths, 3);
+    let text = ptt_audit::report::render_summary(
+        &s,
+        &policies(),
+        &paths,
+        3,
+        ptt_audit::settings::FailOn::Low,
+    );
     assert!(
         text.contains("6 total: 2 compliant, 1 non_compliant, 1 error, 1 invalid, 1 not_audited"),
         "{text}"
