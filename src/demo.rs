@@ -10,8 +10,8 @@ use crate::input::InputLine;
 use crate::job::{self, Outcome, Progress};
 use crate::policy::PolicySet;
 use crate::settings::{
-    ApiSettings, AuditSettings, Rate, ReportSettings, DEFAULT_CONCURRENCY, DEFAULT_MAX_RETRIES,
-    DEFAULT_POLICIES,
+    ApiSettings, AuditSettings, Rate, ReportSettings, DEFAULT_CONCURRENCY, DEFAULT_MAX_BODY,
+    DEFAULT_MAX_RETRIES, DEFAULT_MAX_STALL, DEFAULT_POLICIES,
 };
 use crate::simulator::{self, Faults, SimConfig, SimStatsSnapshot};
 use crate::webex::{parse_base_url, Stop, Token};
@@ -117,6 +117,8 @@ pub async fn run(
             concurrency: DEFAULT_CONCURRENCY,
             timeout: DEMO_TIMEOUT,
             max_retries: DEFAULT_MAX_RETRIES,
+            max_body: DEFAULT_MAX_BODY,
+            max_stall: DEFAULT_MAX_STALL,
         },
         report: ReportSettings::defaults(settings.out),
     };
