@@ -5,6 +5,8 @@
 mod common;
 
 mod cli;
+mod hardening_api;
+mod hardening_body;
 mod policy_cases;
 mod policy_load;
 mod reliability;
