@@ -11,14 +11,15 @@ use crate::job::{self, Outcome, Progress};
 use crate::policy::PolicySet;
 use crate::settings::{
     ApiSettings, AuditSettings, Rate, ReportSettings, DEFAULT_CONCURRENCY, DEFAULT_EVAL_TIMEOUT,
-    DEFAULT_MAX_RETRIES,
+    DEFAULT_MAX_BODY, DEFAULT_MAX_RETRIES, DEFAULT_MAX_STALL,
 };
 use crate::simulator::{self, Faults, SimConfig, SimStatsSnapshot};
 use crate::webex::{parse_base_url, Stop, Token};
 
 /// Faults the demo's simulated API injects: a realistic sprinkling of the failures
 /// the real API shows, all transient except the 404s.
-pub const DEMO_FAULTS: &str = "5xx=0.03,timeout=0.005,reset=0.01,malformed=0.01,404=0.01";
+pub const DEMO_FAULTS: &str =
+    "5xx=0.03,timeout=0.005,reset=0.01,malformed=0.01,404=0.01,oversized=0.003,echo=0.005,wrongtype=0.005";
 /// How many simulated lines the demo audits by default.
 pub const DEMO_LINES: usize = 300;
 /// The demo's default seed.
@@ -109,6 +110,8 @@ pub async fn run(
             concurrency: DEFAULT_CONCURRENCY,
             timeout: DEMO_TIMEOUT,
             max_retries: DEFAULT_MAX_RETRIES,
+            max_body: DEFAULT_MAX_BODY,
+            max_stall: DEFAULT_MAX_STALL,
         },
         report: ReportSettings::defaults(settings.out),
         eval_timeout: DEFAULT_EVAL_TIMEOUT,

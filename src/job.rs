@@ -86,6 +86,8 @@ pub async fn run(
         timeout: api.timeout,
         max_retries: api.max_retries,
         rate: api.rate.per_second(),
+        max_body: api.max_body,
+        max_stall: api.max_stall,
     };
     let client =
         WebexClient::new(&client_config, &api.token, stop.clone()).map_err(UsageError::from)?;
@@ -120,6 +122,11 @@ pub async fn run(
         today,
         settings.eval_timeout,
     ));
+    // Aborted when the run ends, however it ends.
+    let _watchdog = AbortOnDrop(tokio::spawn({
+        let client = client.clone();
+        async move { client.watch_stall().await }
+    }));
     let permits = Arc::new(Semaphore::new(api.concurrency));
     let window = REORDER_WINDOW.max(api.concurrency * 4);
     let mut results = futures::stream::iter(lines.into_iter().enumerate())
@@ -186,10 +193,25 @@ pub async fn run(
     })
 }
 
+/// Aborts a spawned task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// The contract's exit code for a finished run.
 pub(crate) fn exit_code(summary: &Summary, fail_on: FailOn, stopped: Option<StopReason>) -> Exit {
-    if stopped == Some(StopReason::Unauthorized) {
-        return Exit::Usage;
+    match stopped {
+        Some(StopReason::Unauthorized) => return Exit::Usage,
+        // A run that made no progress is incomplete even if its last line was read as
+        // the stop came.
+        Some(StopReason::Stalled { .. } | StopReason::Unreachable { .. }) => {
+            return Exit::Incomplete
+        }
+        Some(StopReason::Interrupted) | None => {}
     }
     if summary.is_incomplete() {
         return Exit::Incomplete;

@@ -8,10 +8,10 @@ use ptt_audit::exit::{Exit, UsageError};
 use ptt_audit::job::{self, Progress};
 use ptt_audit::report::Format;
 use ptt_audit::settings::{
-    ApiSettings, AuditSettings, FailOn, Rate, ReportSettings, DEFAULT_CONCURRENCY,
+    parse_size, ApiSettings, AuditSettings, FailOn, Rate, ReportSettings, DEFAULT_CONCURRENCY,
     DEFAULT_MAX_RETRIES, DEFAULT_OUT, MAX_CONCURRENCY, TOKEN_ENV,
 };
-use ptt_audit::webex::{parse_base_url, Stop, Token, DEFAULT_BASE_URL};
+use ptt_audit::webex::{loose_token_file, parse_base_url, Stop, Token, DEFAULT_BASE_URL};
 
 use super::Ui;
 
@@ -68,6 +68,16 @@ pub struct AuditArgs {
     #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_eval_timeout)]
     pub eval_timeout: Duration,
 
+    /// Largest answer body read, in bytes or with a unit (`8MiB`, `512KiB`); a larger
+    /// one is a `decode` error for that line and is never held in memory whole.
+    #[arg(long, value_name = "SIZE", default_value = "8MiB", value_parser = parse_size)]
+    pub max_body: u64,
+
+    /// Stop the run when no answer has been a success (2xx) for this long (a server
+    /// that throttles or fails forever): unread lines become `not_audited`, exit 3.
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_max_stall)]
+    pub max_stall: Duration,
+
     /// Lowest severity of a failure that makes the exit code 1.
     #[arg(long, value_name = "SEVERITY", value_enum, default_value = "low")]
     pub fail_on: FailOn,
@@ -109,10 +119,18 @@ fn parse_concurrency(s: &str) -> Result<usize, String> {
 }
 
 fn parse_timeout(s: &str) -> Result<Duration, String> {
+    parse_duration(s, "the timeout", "30s or 2m")
+}
+
+fn parse_max_stall(s: &str) -> Result<Duration, String> {
+    parse_duration(s, "--max-stall", "10m or 1h")
+}
+
+fn parse_duration(s: &str, what: &str, example: &str) -> Result<Duration, String> {
     match humantime::parse_duration(s) {
         Ok(d) if !d.is_zero() => Ok(d),
-        Ok(_) => Err("the timeout must be longer than zero".into()),
-        Err(e) => Err(format!("`{s}` is not a duration ({e}); try 30s or 2m")),
+        Ok(_) => Err(format!("{what} must be longer than zero")),
+        Err(e) => Err(format!("`{s}` is not a duration ({e}); try {example}")),
     }
 }
 
@@ -139,6 +157,8 @@ impl AuditArgs {
                 concurrency: self.concurrency,
                 timeout: self.timeout,
                 max_retries: self.max_retries,
+                max_body: self.max_body,
+                max_stall: self.max_stall,
             },
             report: ReportSettings {
                 out: self.out.clone(),
@@ -155,7 +175,13 @@ impl AuditArgs {
 pub async fn run(args: AuditArgs, ui: &Ui) -> anyhow::Result<Exit> {
     // Cheapest and most likely mistakes first, each before any request.
     let policies = policies_or_hint(args.policies.as_deref(), ui)?;
+    for warning in &policies.warnings {
+        ui.tell(super::ui::Tone::Warn, &format!("warning: {warning}"));
+    }
     let settings = args.resolve(std::env::var(TOKEN_ENV).ok())?;
+    if let Some(loose) = args.token_file.as_deref().and_then(loose_token_file) {
+        ui.tell(super::ui::Tone::Warn, &format!("warning: {loose}"));
+    }
     let lines = ptt_audit::input::collect(&args.lines, &args.line).map_err(UsageError::from)?;
     let policies = Arc::new(policies);
     let (stop, progress) = (Stop::default(), Arc::new(Progress::default()));
@@ -216,6 +242,8 @@ mod tests {
         assert_eq!(s.report.fail_on, ptt_audit::settings::DEFAULT_FAIL_ON);
         assert_eq!(s.report.out, PathBuf::from(DEFAULT_OUT));
         assert_eq!(s.eval_timeout, ptt_audit::settings::DEFAULT_EVAL_TIMEOUT);
+        assert_eq!(s.api.max_body, ptt_audit::settings::DEFAULT_MAX_BODY);
+        assert_eq!(s.api.max_stall, ptt_audit::settings::DEFAULT_MAX_STALL);
     }
 
     #[test]
@@ -229,6 +257,25 @@ mod tests {
                 .expect_err(bad)
                 .to_string();
             assert!(err.contains("--eval-timeout"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn max_body_and_max_stall_are_read_and_checked() {
+        let s = parse(&["--max-body", "512KiB", "--max-stall", "2s"])
+            .resolve(Some("tok".into()))
+            .expect("resolves");
+        assert_eq!(
+            (s.api.max_body, s.api.max_stall),
+            (512 * 1024, Duration::from_secs(2))
+        );
+        for bad in [
+            ["--max-body", "0"],
+            ["--max-body", "lots"],
+            ["--max-stall", "0s"],
+        ] {
+            let argv = ["audit"].iter().chain(&bad).copied();
+            assert!(Wrapper::try_parse_from(argv).is_err(), "{bad:?}");
         }
     }
 

@@ -77,8 +77,10 @@ pub async fn run(args: DemoArgs, ui: &Ui) -> anyhow::Result<Exit> {
     ui.print(&format!(
         "\nWhat you just saw: ptt-audit read {} simulated virtual lines from a local stand-in \
          for the Webex API, which answered {} requests with these troubles: {} throttled (429), \
-         {} server errors, {} dropped connections, {} broken bodies, {} slow answers. It paced, \
-         paused and retried through them and evaluated {} with {}.\n\
+         {} server errors, {} dropped connections, {} broken bodies, {} slow answers, {} bodies \
+         over --max-body, {} error messages echoing the token, {} wrong-typed fields. It paced, \
+         paused and retried through them (no echoed token reached a log or report) and \
+         evaluated {} with {}.\n\
          (The exit code above is what `audit` would return for these results; the demo itself \
          exits 0 when every line that exists was read.)\n\
          To audit your real lines: put their IDs in ids.txt and your token in token.txt, then run\n  \
@@ -90,6 +92,9 @@ pub async fn run(args: DemoArgs, ui: &Ui) -> anyhow::Result<Exit> {
         stats.resets,
         stats.malformed,
         stats.timeouts,
+        stats.oversized,
+        stats.echoed,
+        stats.wrong_type,
         match stats.not_found {
             0 => "every line".to_string(),
             1 => "every line but one that does not exist (404)".to_string(),

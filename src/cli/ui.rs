@@ -146,6 +146,22 @@ impl Ui {
             Some(StopReason::Interrupted) => {
                 self.tell(Tone::Warn, &format!("interrupted. {unread}"))
             }
+            Some(reason @ StopReason::Stalled { .. }) => self.tell(
+                Tone::Error,
+                &format!(
+                    "{}. The API throttled, failed or left unanswered every request \
+                     meanwhile; raise --max-stall to wait longer. {unread}",
+                    reason.describe()
+                ),
+            ),
+            Some(reason @ StopReason::Unreachable { .. }) => self.tell(
+                Tone::Error,
+                &format!(
+                    "{}. Check --base-url and that the host can be reached from here. \
+                     {unread}",
+                    reason.describe()
+                ),
+            ),
             None => {}
         }
     }

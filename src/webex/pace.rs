@@ -219,9 +219,18 @@ impl Pacer {
             };
             let rate = (THROTTLE_FACTOR * accepted.min(current)).max(MIN_ADAPTIVE_RATE);
             let resume = now + pause;
+            // Slots already handed out stay handed out. With `Retry-After: 0` there is
+            // no pause to keep the next 429 in the same episode, so every 429 lands
+            // here: starting the gate afresh at `resume` (= now) would let a request
+            // through at once after each one, a steady stream at the ceiling's pace
+            // whatever the adaptive pace says.
+            let next_slot = s
+                .adaptive
+                .as_ref()
+                .map_or(resume, |a| a.next_slot.max(resume));
             s.adaptive = Some(Adaptive {
                 rate,
-                next_slot: resume,
+                next_slot,
                 last_change: resume,
                 refused_at: current.min(accepted).max(rate),
                 since: resume,
@@ -396,6 +405,45 @@ mod tests {
         let fast = rate_after(40).await;
         let expected = SLOW_PROBE.powi(30) * FAST_PROBE.powi(10);
         assert!((fast - expected).abs() < 1e-6, "{fast} vs {expected}");
+    }
+
+    /// `Retry-After: 0` on every answer: no pause, so each 429 is an episode of its own.
+    /// The requests must still slow to the adaptive pace, not run at the ceiling.
+    #[tokio::test(start_paused = true)]
+    async fn retry_after_zero_still_slows_the_pace() {
+        let pacer = std::sync::Arc::new(Pacer::new(Some(10.0)));
+        let sent = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let t0 = Instant::now();
+        let window = Duration::from_secs(20);
+        // Eight lines in flight, every request refused with `Retry-After: 0`.
+        let tasks: Vec<_> = (0..8)
+            .map(|_| {
+                let (p, sent) = (pacer.clone(), sent.clone());
+                tokio::spawn(async move {
+                    loop {
+                        p.acquire().await;
+                        if Instant::now() - t0 >= window {
+                            return;
+                        }
+                        sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        tokio::time::sleep(Duration::from_millis(5)).await; // the answer
+                        p.throttled(Some(Duration::ZERO));
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let sent = sent.load(std::sync::atomic::Ordering::Relaxed);
+        let rate = pacer.adaptive_rate().unwrap();
+        assert_eq!(rate, MIN_ADAPTIVE_RATE, "the pace fell to its floor");
+        // At 0.5/s for 20 s: about 10 requests, plus the few that started before the
+        // pace had fallen. The ceiling's pace (the bug) would be 200.
+        assert!(
+            sent <= 30,
+            "{sent} requests in {window:?} at a pace of {rate}/s"
+        );
     }
 
     #[tokio::test]

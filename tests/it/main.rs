@@ -6,6 +6,8 @@ mod common;
 
 mod cli;
 mod first_hour;
+mod hardening_api;
+mod hardening_body;
 mod hardening_eval;
 mod hardening_io;
 mod policy_cases;
