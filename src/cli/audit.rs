@@ -9,7 +9,8 @@ use ptt_audit::job::{self, Progress};
 use ptt_audit::report::Format;
 use ptt_audit::settings::{
     ApiSettings, AuditSettings, FailOn, Rate, ReportSettings, DEFAULT_CONCURRENCY,
-    DEFAULT_MAX_RETRIES, DEFAULT_OUT, DEFAULT_POLICIES, MAX_CONCURRENCY, TOKEN_ENV,
+    DEFAULT_MAX_RETRIES, DEFAULT_OUT, DEFAULT_POLICIES, DEFAULT_WARN_EXPIRING_DAYS,
+    MAX_CONCURRENCY, TOKEN_ENV,
 };
 use ptt_audit::webex::{parse_base_url, Stop, Token, DEFAULT_BASE_URL};
 
@@ -154,7 +155,9 @@ impl AuditArgs {
 pub async fn run(args: AuditArgs, ui: &Ui) -> anyhow::Result<Exit> {
     // Cheapest and most likely mistakes first, each before any request.
     let policies = policies_or_hint(&args.policies, ui)?;
-    for warning in &policies.warnings {
+    let today = chrono::Utc::now().date_naive();
+    let dated = policies.waiver_warnings(today, DEFAULT_WARN_EXPIRING_DAYS);
+    for warning in policies.warnings.iter().chain(&dated) {
         ui.tell(super::ui::Tone::Warn, &format!("warning: {warning}"));
     }
     let settings = args.resolve(std::env::var(TOKEN_ENV).ok())?;
