@@ -40,6 +40,9 @@ pub const DEFAULT_MAX_BODY: u64 = 8 * 1024 * 1024;
 pub const DEFAULT_MAX_STALL: Duration = Duration::from_secs(10 * 60);
 /// Default `--fail-on`.
 pub const DEFAULT_FAIL_ON: FailOn = FailOn::Low;
+/// Waivers whose last day is this many days away or fewer are warned about by
+/// `check-policies` and at the start of `audit`: two weeks leaves time to renew one.
+pub const DEFAULT_WARN_EXPIRING_DAYS: i64 = 14;
 /// Environment variable holding the token when `--token-file` is not given.
 pub const TOKEN_ENV: &str = "WEBEX_TOKEN";
 

@@ -9,7 +9,7 @@ use ptt_audit::job::{self, Progress};
 use ptt_audit::report::Format;
 use ptt_audit::settings::{
     parse_size, ApiSettings, AuditSettings, FailOn, Rate, ReportSettings, DEFAULT_CONCURRENCY,
-    DEFAULT_MAX_RETRIES, DEFAULT_OUT, MAX_CONCURRENCY, TOKEN_ENV,
+    DEFAULT_MAX_RETRIES, DEFAULT_OUT, DEFAULT_WARN_EXPIRING_DAYS, MAX_CONCURRENCY, TOKEN_ENV,
 };
 use ptt_audit::webex::{loose_token_file, parse_base_url, Stop, Token, DEFAULT_BASE_URL};
 
@@ -175,8 +175,13 @@ impl AuditArgs {
 pub async fn run(args: AuditArgs, ui: &Ui) -> anyhow::Result<Exit> {
     // Cheapest and most likely mistakes first, each before any request.
     let policies = policies_or_hint(args.policies.as_deref(), ui)?;
-    for warning in &policies.warnings {
-        ui.tell(super::ui::Tone::Warn, &format!("warning: {warning}"));
+    let today = chrono::Utc::now().date_naive();
+    let dated = policies.waiver_warnings(today, DEFAULT_WARN_EXPIRING_DAYS);
+    // Advice about the policies themselves (check-policies shows it as warnings):
+    // information here, so that a quiet nightly run on an unchanged policy set stays
+    // silent; the reports carry every waiver's state.
+    for warning in policies.warnings.iter().chain(&dated) {
+        ui.tell(super::ui::Tone::Info, &format!("policy warning: {warning}"));
     }
     let settings = args.resolve(std::env::var(TOKEN_ENV).ok())?;
     if let Some(loose) = args.token_file.as_deref().and_then(loose_token_file) {

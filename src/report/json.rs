@@ -9,7 +9,8 @@
 //!
 //! Extra keys (allowed by the contract, never renamed): `rules[].enabled`,
 //! `description`, `remediation`, `references`; `lines[].name` (the input's name, or
-//! null); `results[].waiver` (`{reason, expires, state}`, only when a waiver matched).
+//! null); `results[].waiver` (`{reason, expires, state, ticket, owner, label}`, only
+//! when a waiver matched); `waivers[].ticket`, `owner`, `label` (null when not given).
 
 use std::cell::RefCell;
 use std::io::{self, BufRead, Write};
@@ -27,7 +28,7 @@ use super::{
     effective_findings, rfc3339, ReportError, ReportWriter, RunEnd, RunMeta, Summary, WaiverState,
 };
 use crate::model::{Change, LineError, LineReport, LineStatus, RuleStatus, Severity};
-use crate::policy::{PolicySet, PolicySource};
+use crate::policy::{PolicySet, PolicySource, Waiver};
 
 /// The `schema_version` this writer produces.
 pub(crate) const SCHEMA_VERSION: u32 = 1;
@@ -113,6 +114,26 @@ struct JsonWaiverEntry<'a> {
     reason: &'a str,
     expires: String,
     state: WaiverState,
+    #[serde(flatten)]
+    about: WaiverAbout<'a>,
+}
+
+/// A waiver's free-text metadata, null when not given.
+#[derive(Serialize)]
+struct WaiverAbout<'a> {
+    ticket: Option<&'a str>,
+    owner: Option<&'a str>,
+    label: Option<&'a str>,
+}
+
+impl<'a> WaiverAbout<'a> {
+    fn of(w: &'a Waiver) -> Self {
+        WaiverAbout {
+            ticket: w.ticket.as_deref(),
+            owner: w.owner.as_deref(),
+            label: w.label.as_deref(),
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -145,6 +166,8 @@ struct JsonWaiver<'a> {
     expires: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     state: Option<WaiverState>,
+    #[serde(flatten)]
+    about: WaiverAbout<'a>,
 }
 
 /// The `lines` array, serialised from the spool without holding it in memory.
@@ -216,6 +239,7 @@ impl ReportWriter for JsonWriter {
                     RuleStatus::Fail => Some(WaiverState::Expired),
                     _ => None,
                 },
+                about: WaiverAbout::of(w),
             });
             results.push(JsonResult {
                 rule_id: &rule.id,
@@ -290,6 +314,7 @@ impl ReportWriter for JsonWriter {
                     reason: &w.reason,
                     expires: w.expires.format("%Y-%m-%d").to_string(),
                     state: waivers.get(i).copied().unwrap_or(WaiverState::Unused),
+                    about: WaiverAbout::of(w),
                 })
                 .collect(),
             lines: SpooledLines {

@@ -3,14 +3,14 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use super::Summary;
+use super::{Summary, WaiverState};
 use crate::model::Severity;
 use crate::policy::PolicySet;
 use crate::settings::FailOn;
 
 /// Renders the end-of-run summary: lines by status, results by status, the failing
-/// rules (most severe first, then most failures), the report files, and what the exit
-/// code means. Plain ASCII, so cron mail and any terminal show it as is.
+/// rules (most severe first, then most failures), the waivers (expired and unused ones
+/// named), the report files, and what the exit code means. Plain ASCII, so cron mail and any terminal show it as is.
 pub fn render_summary(
     summary: &Summary,
     policies: &PolicySet,
@@ -79,6 +79,8 @@ pub fn render_summary(
         }
     }
 
+    waivers(&mut out, summary, policies);
+
     out.push('\n');
     if paths.is_empty() {
         out.push_str("No report files were written.\n");
@@ -103,6 +105,40 @@ pub fn render_summary(
     };
     let _ = writeln!(out, "Exit code {exit_code}: {meaning}.");
     out
+}
+
+/// The waivers' fate: counts, then the ones that need a look (expired or unused) with
+/// their line's label, ticket and owner.
+fn waivers(out: &mut String, summary: &Summary, policies: &PolicySet) {
+    if summary.waivers.is_empty() {
+        return;
+    }
+    let count = |state| summary.waivers.iter().filter(|s| **s == state).count();
+    let _ = writeln!(
+        out,
+        "\nWaivers: {} applied, {} unused, {} expired",
+        count(WaiverState::Applied),
+        count(WaiverState::Unused),
+        count(WaiverState::Expired)
+    );
+    for (w, state) in policies.waivers.iter().zip(&summary.waivers) {
+        let state = match state {
+            WaiverState::Applied => continue,
+            WaiverState::Unused => "unused ",
+            WaiverState::Expired => "expired",
+        };
+        let meta = match w.metadata() {
+            m if m.is_empty() => String::new(),
+            m => format!("  [{m}]"),
+        };
+        let _ = writeln!(
+            out,
+            "  {state}  {} on {}  until {}{meta}",
+            w.rule,
+            w.line_and_label(),
+            w.expires
+        );
+    }
 }
 
 #[cfg(test)]

@@ -4,6 +4,8 @@
 
 mod common;
 
+mod authoring_names;
+mod authoring_waivers;
 mod cli;
 mod first_hour;
 mod hardening_api;
