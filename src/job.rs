@@ -170,7 +170,8 @@ pub async fn run(
     let exit = exit_code(reports.summary(), out.fail_on, stopped);
     let end = RunEnd {
         finished_at: Utc::now(),
-        // A run stopped by a 401 is incomplete even when the refused line was its last.
+        // A run stopped by a 401 (or the 403 rule) is incomplete even when the refused
+        // line was its last.
         complete: stopped.is_none() && reports.summary().lines.not_audited == 0,
         exit_code: i32::from(exit.code()),
     };
@@ -205,7 +206,8 @@ impl Drop for AbortOnDrop {
 /// The contract's exit code for a finished run.
 pub(crate) fn exit_code(summary: &Summary, fail_on: FailOn, stopped: Option<StopReason>) -> Exit {
     match stopped {
-        Some(StopReason::Unauthorized) => return Exit::Usage,
+        // Nothing useful was audited, and the cause is the invocation or the token.
+        Some(StopReason::Unauthorized | StopReason::Forbidden { .. }) => return Exit::Usage,
         // A run that made no progress is incomplete even if its last line was read as
         // the stop came.
         Some(StopReason::Stalled { .. } | StopReason::Unreachable { .. }) => {

@@ -154,6 +154,10 @@ impl Ui {
                     reason.describe()
                 ),
             ),
+            Some(reason @ StopReason::Forbidden { .. }) => self.tell(
+                Tone::Error,
+                &format!("{}. {} {unread}", reason.describe(), forbidden_hint(outcome)),
+            ),
             Some(reason @ StopReason::Unreachable { .. }) => self.tell(
                 Tone::Error,
                 &format!(
@@ -175,6 +179,23 @@ impl Ui {
             .then(|| tokio::spawn(show_progress(progress.clone())));
         Attended { signals, ticker }
     }
+}
+
+/// The likely causes of a run stopped by the 403 rule, naming the `--org-id` it used:
+/// the same refusal on every line is the org or the token, never the lines.
+fn forbidden_hint(outcome: &Outcome) -> String {
+    let org = match outcome.run.get("org_id").and_then(|v| v.as_str()) {
+        Some(org) => format!(
+            "--org-id {org} is wrong (not an org this token may read)",
+            org = super::log::escape_controls(org)
+        ),
+        None => "no --org-id was given (a partner admin must name the customer's org)".into(),
+    };
+    format!(
+        "The token may not read these lines. Most likely {org}, or the token belongs to a \
+         user who is not an admin of that org, or it lacks the scope \
+         spark-admin:telephony_config_read (a full, user or read-only admin token)."
+    )
 }
 
 /// The signal watcher and progress line of a running job.

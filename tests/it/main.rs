@@ -15,4 +15,5 @@ mod policy_load;
 mod reliability;
 mod reports;
 mod simulator;
+mod stop_forbidden;
 mod webex_client;
