@@ -156,7 +156,11 @@ impl Ui {
             ),
             Some(reason @ StopReason::Forbidden { .. }) => self.tell(
                 Tone::Error,
-                &format!("{}. {} {unread}", reason.describe(), forbidden_hint(outcome)),
+                &format!(
+                    "{}. {} {unread}",
+                    reason.describe(),
+                    forbidden_hint(outcome)
+                ),
             ),
             Some(reason @ StopReason::Unreachable { .. }) => self.tell(
                 Tone::Error,

@@ -83,7 +83,10 @@ async fn every_line_refused_stops_the_run_after_ten_with_the_likely_cause() {
     assert_eq!(refused.len() + not_audited.len(), 50);
     for line in &not_audited {
         let message = line["error"]["message"].as_str().unwrap();
-        assert!(message.contains("403 Forbidden) and read none"), "{message}");
+        assert!(
+            message.contains("403 Forbidden) and read none"),
+            "{message}"
+        );
     }
     assert_eq!(
         report["summary"]["lines"]["not_audited"],
@@ -119,7 +122,9 @@ async fn without_org_id_the_message_says_so() {
 async fn a_line_read_first_then_403s_does_not_stop() {
     let server = MockServer::start().await;
     Mock::given(method("GET"))
-        .and(path_regex("^/v1/telephony/config/virtualLines/OK/pushToTalk$"))
+        .and(path_regex(
+            "^/v1/telephony/config/virtualLines/OK/pushToTalk$",
+        ))
         .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
             "allowAutoAnswer": false, "connectionType": "ONE_WAY",
             "accessType": "ALLOW_MEMBERS", "members": []
