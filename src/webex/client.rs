@@ -206,7 +206,7 @@ impl WebexClient {
     }
 
     /// The pacer shared by every request of this client.
-    pub(crate) fn pacer(&self) -> &Pacer {
+    pub(crate) fn pacer(&self) -> &Arc<Pacer> {
         &self.pacer
     }
 

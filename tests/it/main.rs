@@ -12,6 +12,7 @@ mod hardening_eval;
 mod hardening_io;
 mod policy_cases;
 mod policy_load;
+mod progress;
 mod reliability;
 mod reports;
 mod simulator;
