@@ -10,7 +10,7 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use anyhow::Context as _;
@@ -26,21 +26,26 @@ use crate::model::{ErrorKind, LineError, LineReport, LineStatus};
 use crate::policy::PolicySet;
 use crate::report::{Reports, RunEnd, RunMeta, Summary};
 use crate::settings::{AuditSettings, FailOn};
-use crate::webex::{ClientConfig, Stop, StopReason, WebexClient};
+use crate::webex::{ClientConfig, Pace, Pacer, Stop, StopReason, WebexClient};
 
 /// How far ahead of the oldest unfinished line the run may start lines: bounds the
 /// results held for reordering, independently of `--concurrency`.
 pub(crate) const REORDER_WINDOW: usize = 1024;
 
-/// How far a run has got, for a progress display to read while it works.
+/// How far a run has got, for a progress display to read while it works (the library
+/// draws nothing itself).
 #[derive(Debug, Default)]
 pub struct Progress {
     total: AtomicUsize,
     done: AtomicUsize,
+    /// The run's pacer, once it has one: the pace and the 429s are read live from it.
+    pacer: Mutex<Option<Arc<Pacer>>>,
 }
 
 impl Progress {
-    /// Lines finished (written to the reports) so far.
+    /// Lines finished so far: read (or given up) and evaluated, whatever their place in
+    /// the input. A line counts when its result is ready, not when the in-order report
+    /// writer reaches it, so a slow line does not hold the count back.
     pub fn done(&self) -> usize {
         self.done.load(Ordering::Relaxed)
     }
@@ -48,6 +53,20 @@ impl Progress {
     /// Lines the run has to do.
     pub fn total(&self) -> usize {
         self.total.load(Ordering::Relaxed)
+    }
+
+    /// 429s the run has received so far.
+    pub fn throttled(&self) -> u64 {
+        self.pacer().map_or(0, |p| p.throttles())
+    }
+
+    /// How fast requests may start now; `None` before the run has started.
+    pub fn pace(&self) -> Option<Pace> {
+        self.pacer().map(|p| p.pace())
+    }
+
+    fn pacer(&self) -> Option<Arc<Pacer>> {
+        self.pacer.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }
 
@@ -109,6 +128,8 @@ pub async fn run(
         .with_context(|| format!("cannot create reports in {}", out.out.display()))?;
     let total = lines.len();
     progress.total.store(total, Ordering::Relaxed);
+    progress.done.store(0, Ordering::Relaxed);
+    *progress.pacer.lock().unwrap_or_else(|e| e.into_inner()) = Some(client.pacer().clone());
     tracing::info!(
         lines = total,
         rules = policies.rules.len(),
@@ -143,9 +164,13 @@ pub async fn run(
             );
             async move {
                 // A panic in one line's task must not sink the run.
-                tokio::spawn(task).await.unwrap_or_else(|e| {
+                let report = tokio::spawn(task).await.unwrap_or_else(|e| {
                     panicked_line(index, id, name, &policies_for_panic, &e.to_string())
-                })
+                });
+                // Counted here, as it completes: the writer below takes lines in input
+                // order, and would hold the count at a slow line while later ones finish.
+                progress.done.fetch_add(1, Ordering::Relaxed);
+                report
             }
         })
         .buffered(window);
@@ -163,14 +188,14 @@ pub async fn run(
         reports
             .write_line(&report)
             .context("cannot write the reports")?;
-        progress.done.fetch_add(1, Ordering::Relaxed);
     }
 
     let stopped = stop.reason();
     let exit = exit_code(reports.summary(), out.fail_on, stopped);
     let end = RunEnd {
         finished_at: Utc::now(),
-        // A run stopped by a 401 is incomplete even when the refused line was its last.
+        // A run stopped by a 401 (or the 403 rule) is incomplete even when the refused
+        // line was its last.
         complete: stopped.is_none() && reports.summary().lines.not_audited == 0,
         exit_code: i32::from(exit.code()),
     };
@@ -205,7 +230,8 @@ impl Drop for AbortOnDrop {
 /// The contract's exit code for a finished run.
 pub(crate) fn exit_code(summary: &Summary, fail_on: FailOn, stopped: Option<StopReason>) -> Exit {
     match stopped {
-        Some(StopReason::Unauthorized) => return Exit::Usage,
+        // Nothing useful was audited, and the cause is the invocation or the token.
+        Some(StopReason::Unauthorized | StopReason::Forbidden { .. }) => return Exit::Usage,
         // A run that made no progress is incomplete even if its last line was read as
         // the stop came.
         Some(StopReason::Stalled { .. } | StopReason::Unreachable { .. }) => {

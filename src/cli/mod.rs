@@ -11,6 +11,7 @@ mod check;
 mod demo;
 mod init;
 pub mod log;
+pub mod progress;
 #[cfg(feature = "simulator")]
 mod simulate;
 pub mod ui;

@@ -206,7 +206,7 @@ impl WebexClient {
     }
 
     /// The pacer shared by every request of this client.
-    pub(crate) fn pacer(&self) -> &Pacer {
+    pub(crate) fn pacer(&self) -> &Arc<Pacer> {
         &self.pacer
     }
 
@@ -238,8 +238,8 @@ impl WebexClient {
             let Some(attempt) = self.unless_stopped(self.send(&url)).await else {
                 return Err(self.not_audited(tries.attempts, None));
             };
-            let unreachable = self.liveness().record(&attempt, Instant::now());
-            if let Some(reason) = unreachable {
+            let run_stop = self.liveness().record(&attempt, Instant::now());
+            if let Some(reason) = run_stop {
                 tracing::warn!("{}", reason.describe());
                 self.stop.trigger(reason);
             }

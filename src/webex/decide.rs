@@ -7,7 +7,8 @@
 //! tested here without a server; the client's loop only carries decisions out.
 //!
 //! [`Liveness`] holds the rules that stop the whole run for want of progress
-//! (`--max-stall`, a server that cannot be reached), just as pure.
+//! (`--max-stall`, a server that cannot be reached, a token refused every line), just
+//! as pure.
 
 use std::time::{Duration, SystemTime};
 
@@ -34,6 +35,15 @@ pub(crate) const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 /// every request at once, and retrying each line in turn would take minutes to say so.
 /// A few concurrent lines' worth, so one unlucky moment does not stop a run.
 pub(crate) const UNREACHABLE_AFTER: u32 = 20;
+
+/// Lines answered 403, and nothing else, before any was read, after which the run
+/// stops: a wrong `--org-id` or a token that may not read the org is refused on every
+/// line alike, and 10,000 identical warnings would only bury that.
+pub(crate) const FORBIDDEN_AFTER: u32 = 10;
+
+/// Statuses retried with a line's `--max-retries` (429 has its own budget): answers
+/// that say the server is busy or failing, nothing about the line.
+const RETRIED_STATUSES: [u16; 6] = [408, 423, 500, 502, 503, 504];
 
 /// Most characters of a redirect's `Location` quoted in the line's error.
 const MAX_LOCATION_CHARS: usize = 200;
@@ -248,7 +258,7 @@ pub(crate) fn decide(attempt: &Attempt, tries: &mut Tries, now: SystemTime) -> D
                 line: ForLine::GiveUp(error),
             }
         }
-        408 | 423 | 500 | 502 | 503 | 504 => {
+        code if RETRIED_STATUSES.contains(&code) => {
             let pause = retry_after();
             let error = api_error(ErrorKind::Http, String::new());
             Decision {
@@ -360,6 +370,10 @@ pub(crate) struct Liveness {
     ever_ok: bool,
     /// Connection attempts that failed in a row.
     unreachable_in_a_row: u32,
+    /// Lines answered 403 while every line answered was; `None` once one was answered
+    /// otherwise (read, or any other final status): from then on 403s are the lines'
+    /// own business.
+    forbidden: Option<u32>,
     /// `--max-stall`.
     max_stall: Duration,
 }
@@ -371,6 +385,7 @@ impl Liveness {
             last_ok: start,
             ever_ok: false,
             unreachable_in_a_row: 0,
+            forbidden: Some(0),
             max_stall,
         }
     }
@@ -378,7 +393,8 @@ impl Liveness {
     /// Counts one attempt; says when the run must stop because of it: connection
     /// attempts failed [`UNREACHABLE_AFTER`] times in a row and none ever succeeded
     /// (a run that has had a 2xx relies on `--max-stall` instead: the server was there,
-    /// it may come back).
+    /// it may come back); or the first [`FORBIDDEN_AFTER`] lines answered were all
+    /// refused with 403 and none was read.
     pub(crate) fn record(&mut self, attempt: &Attempt, now: Instant) -> Option<StopReason> {
         match attempt {
             Attempt::Answer { status, .. } => {
@@ -387,7 +403,7 @@ impl Liveness {
                     self.last_ok = self.last_ok.max(now);
                     self.ever_ok = true;
                 }
-                None
+                self.forbidden(*status)
             }
             Attempt::Failed { connect: true, .. } => {
                 self.unreachable_in_a_row += 1;
@@ -402,6 +418,23 @@ impl Liveness {
                 None
             }
         }
+    }
+
+    /// The 403 rule, for one answer. Retried answers (429, 5xx, …) are not a line's
+    /// answer and count neither way; a 2xx (even a garbled one) or any other final
+    /// status ends the rule for the run.
+    fn forbidden(&mut self, status: StatusCode) -> Option<StopReason> {
+        let code = status.as_u16();
+        if code == 429 || RETRIED_STATUSES.contains(&code) {
+            return None;
+        }
+        let lines = self.forbidden.as_mut()?;
+        if status != StatusCode::FORBIDDEN {
+            self.forbidden = None;
+            return None;
+        }
+        *lines += 1;
+        (*lines == FORBIDDEN_AFTER).then_some(StopReason::Forbidden { lines: *lines })
     }
 
     /// When the run stops unless a 2xx arrives first.

@@ -15,5 +15,7 @@ mod token;
 pub use client::{
     parse_base_url, ClientConfig, ClientError, Fetched, WebexClient, DEFAULT_BASE_URL,
 };
+pub use pace::Pace;
+pub(crate) use pace::Pacer;
 pub use stop::{Stop, StopReason};
 pub use token::{loose_token_file, LooseTokenFile, Token, TokenError};

@@ -40,6 +40,17 @@ pub(crate) const BACKOFF_BASE: Duration = Duration::from_millis(500);
 /// Longest backoff without a `Retry-After`.
 pub(crate) const BACKOFF_CAP: Duration = Duration::from_secs(60);
 
+/// How fast the pacer lets requests start right now, for a progress display.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Pace {
+    /// No ceiling (`--rate 0`) and no server has asked to slow down.
+    Unlimited,
+    /// At most this many requests per second: `--rate`, or less after a 429.
+    PerSecond(f64),
+    /// No request starts until this much time has passed (a 429 or a `Retry-After`).
+    Paused(Duration),
+}
+
 /// Paces every request of one run. Cheap to share behind an `Arc`.
 #[derive(Debug)]
 pub(crate) struct Pacer {
@@ -263,6 +274,22 @@ impl Pacer {
         self.lock().adaptive.as_ref().map(|a| a.rate)
     }
 
+    /// The pace now: the pause if one is on, else the adaptive pace if the server made
+    /// the run slow down, else `--rate`. (The adaptive pace climbs as requests start,
+    /// so while none does it shows the last one's.)
+    pub(crate) fn pace(&self) -> Pace {
+        let s = self.lock();
+        let now = Instant::now();
+        if let Some(until) = s.paused_until.filter(|u| *u > now) {
+            return Pace::Paused(until - now);
+        }
+        match (&s.adaptive, self.configured) {
+            (Some(a), _) => Pace::PerSecond(a.rate),
+            (None, Some(c)) => Pace::PerSecond(c),
+            (None, None) => Pace::Unlimited,
+        }
+    }
+
     /// How many 429s the run has seen.
     pub(crate) fn throttles(&self) -> u64 {
         self.lock().throttles_total
@@ -454,5 +481,27 @@ mod tests {
         pacer.throttled(Some(Duration::from_millis(100)));
         assert_eq!(pacer.adaptive_rate().unwrap(), first);
         assert_eq!(pacer.throttles(), 2);
+    }
+
+    /// What a progress display shows: `--rate` (or no limit), the pause while a 429's
+    /// `Retry-After` runs, then the slower pace the server made the run take.
+    #[tokio::test(start_paused = true)]
+    async fn the_pace_shown_is_the_ceiling_the_pause_then_the_adaptive_pace() {
+        assert_eq!(Pacer::new(None).pace(), Pace::Unlimited);
+        assert_eq!(Pacer::new(Some(0.0)).pace(), Pace::Unlimited);
+        let pacer = Pacer::new(Some(20.0));
+        assert_eq!(pacer.pace(), Pace::PerSecond(20.0));
+        pacer.acquire().await;
+        pacer.answered();
+        pacer.throttled(Some(Duration::from_secs(5)));
+        assert_eq!(pacer.throttles(), 1);
+        assert_eq!(pacer.pace(), Pace::Paused(Duration::from_secs(5)));
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert_eq!(pacer.pace(), Pace::Paused(Duration::from_secs(3)));
+        tokio::time::advance(Duration::from_secs(3)).await;
+        let Pace::PerSecond(rate) = pacer.pace() else {
+            panic!("{:?}", pacer.pace())
+        };
+        assert!(rate < 20.0 && Some(rate) == pacer.adaptive_rate(), "{rate}");
     }
 }

@@ -1,5 +1,5 @@
-//! Stopping a run early: a 401, a signal or a run that makes no progress ends every
-//! line that has not been read.
+//! Stopping a run early: a 401, a token refused every line (403), a signal or a run
+//! that makes no progress ends every line that has not been read.
 
 use std::time::Duration;
 
@@ -16,6 +16,12 @@ pub enum StopReason {
     Stalled {
         /// `--max-stall`.
         after: Duration,
+    },
+    /// The first lines answered were all refused (403) and none was read: a wrong
+    /// `--org-id`, or a token that may not read this org's lines.
+    Forbidden {
+        /// Lines answered 403.
+        lines: u32,
     },
     /// Every connection attempt failed, none ever got through: nothing is listening, or
     /// the host cannot be reached at all.
@@ -37,6 +43,10 @@ impl StopReason {
             StopReason::Stalled { after } => format!(
                 "the run stopped: no answer was a success (2xx) for {} (--max-stall)",
                 humantime::format_duration(after)
+            ),
+            StopReason::Forbidden { lines } => format!(
+                "the run stopped: the API refused each of the first {lines} lines it \
+                 answered (403 Forbidden) and read none"
             ),
             StopReason::Unreachable { attempts } => format!(
                 "the run stopped: the API could not be reached ({attempts} connection \

@@ -136,3 +136,64 @@ fn the_run_stalls_when_no_answer_was_a_2xx_for_max_stall() {
     live.record(&answer(204, &[], ""), t0);
     assert_eq!(live.stall_deadline(), t1 + stall);
 }
+
+#[test]
+fn the_first_lines_all_refused_with_403_stop_the_run() {
+    let t0 = Instant::now();
+    let mut live = Liveness::new(t0, Duration::from_secs(600));
+    for _ in 1..FORBIDDEN_AFTER {
+        assert_eq!(live.record(&answer(403, &[], ""), t0), None);
+        // Busy answers and failures in between are no line's answer: they neither
+        // count nor end the rule.
+        for other in [answer(429, &[], ""), answer(503, &[], ""), refused()] {
+            assert_eq!(live.record(&other, t0), None);
+        }
+    }
+    assert_eq!(
+        live.record(&answer(403, &[], ""), t0),
+        Some(StopReason::Forbidden {
+            lines: FORBIDDEN_AFTER
+        })
+    );
+    // The line that tipped it keeps its own 403, like those before it.
+    let (decision, _) = first(&answer(403, &[], ""), 5);
+    assert_eq!(
+        decision.line,
+        ForLine::GiveUp(http_error(403, "HTTP 403 Forbidden"))
+    );
+}
+
+#[test]
+fn any_line_read_or_answered_otherwise_ends_the_403_rule_for_the_run() {
+    let t0 = Instant::now();
+    // A 200 first (even one whose body is not settings), a 404 among the 403s, a
+    // redirect: not every line is refused, so 403s are the lines' own business.
+    for breaker in [
+        answer(200, &[], SETTINGS),
+        answer(200, &[], "not settings"),
+        answer(404, &[], ""),
+        answer(302, &[], ""),
+    ] {
+        for before in [0, 3, FORBIDDEN_AFTER - 1] {
+            let mut live = Liveness::new(t0, Duration::from_secs(600));
+            for _ in 0..before {
+                assert_eq!(live.record(&answer(403, &[], ""), t0), None);
+            }
+            assert_eq!(live.record(&breaker, t0), None);
+            for _ in 0..FORBIDDEN_AFTER * 10 {
+                assert_eq!(live.record(&answer(403, &[], ""), t0), None);
+            }
+        }
+    }
+}
+
+#[test]
+fn lines_the_403_rule_left_unread_say_why() {
+    let e = not_audited(Some(StopReason::Forbidden { lines: 10 }), 0, None);
+    assert_eq!(
+        e.message,
+        "not read: the run stopped: the API refused each of the first 10 lines it answered \
+         (403 Forbidden) and read none"
+    );
+    assert_eq!(e.kind, ErrorKind::NotAudited);
+}
