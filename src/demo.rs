@@ -44,6 +44,8 @@ pub struct DemoSettings {
     pub rate: Rate,
     /// Faults the simulated API injects.
     pub faults: Faults,
+    /// Report formats.
+    pub formats: Vec<crate::report::Format>,
 }
 
 /// What a demo run produced, for the caller to present.
@@ -118,7 +120,10 @@ pub async fn run(
             timeout: DEMO_TIMEOUT,
             max_retries: DEFAULT_MAX_RETRIES,
         },
-        report: ReportSettings::defaults(settings.out),
+        report: ReportSettings {
+            formats: settings.formats,
+            ..ReportSettings::defaults(settings.out)
+        },
     };
     let lines = sim
         .ids

@@ -17,12 +17,14 @@ pub mod compare;
 #[cfg(feature = "simulator")]
 pub mod demo;
 pub mod eval;
+pub mod evaluate;
 pub mod exit;
 pub mod input;
 pub mod job;
 pub mod model;
 pub mod policy;
 pub mod report;
+pub mod saved;
 pub mod settings;
 #[cfg(feature = "simulator")]
 pub mod simulator;

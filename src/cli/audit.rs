@@ -9,7 +9,8 @@ use ptt_audit::job::{self, Progress};
 use ptt_audit::report::Format;
 use ptt_audit::settings::{
     ApiSettings, AuditSettings, FailOn, Rate, ReportSettings, DEFAULT_CONCURRENCY,
-    DEFAULT_MAX_RETRIES, DEFAULT_OUT, DEFAULT_POLICIES, MAX_CONCURRENCY, TOKEN_ENV,
+    DEFAULT_FINDINGS, DEFAULT_MAX_RETRIES, DEFAULT_OUT, DEFAULT_POLICIES,
+    DEFAULT_WARN_EXPIRING_DAYS, MAX_CONCURRENCY, TOKEN_ENV,
 };
 use ptt_audit::webex::{parse_base_url, Stop, Token, DEFAULT_BASE_URL};
 
@@ -40,7 +41,7 @@ pub struct AuditArgs {
     #[arg(long, value_name = "DIR", default_value = DEFAULT_OUT)]
     pub out: PathBuf,
 
-    /// Report formats: any of `json,csv`.
+    /// Report formats: any of `json,csv,xlsx,html`, or `all`.
     #[arg(long, value_name = "LIST", default_value = "json,csv", value_parser = parse_formats)]
     pub format: FormatList,
 
@@ -70,9 +71,10 @@ pub struct AuditArgs {
     #[arg(long, value_name = "URL", env = "WEBEX_BASE_URL", default_value = DEFAULT_BASE_URL)]
     pub base_url: String,
 
-    /// A previous report to compare with (its `-findings.csv`, or its `.json` next to
-    /// one): fills the findings' `change` column (`new`, `unchanged`, `regressed`,
-    /// `resolved`, `changed`) and adds the counts to the summary.
+    /// A previous report to compare with (`STEM.json`, or a `-findings.csv` or
+    /// `-lines.csv`): fills the findings' `change` column (`new`, `unchanged`,
+    /// `regressed`, `resolved`, `changed`), counts the lines added and removed, and
+    /// names the removed ones.
     #[arg(long, value_name = "FILE")]
     pub previous: Option<PathBuf>,
 
@@ -81,13 +83,17 @@ pub struct AuditArgs {
     /// every user of the machine.
     #[arg(long, value_name = "FILE")]
     pub token_file: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub report_extras: super::report_args::ReportExtras,
 }
 
 /// The parsed `--format` list (a newtype so clap treats it as one value).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FormatList(pub Vec<Format>);
 
-fn parse_formats(s: &str) -> Result<FormatList, String> {
+/// Parses `--format` (shared with `evaluate` and `demo`).
+pub(crate) fn parse_formats(s: &str) -> Result<FormatList, String> {
     Format::parse_list(s)
         .map(FormatList)
         .map_err(|e| e.to_string())
@@ -116,6 +122,16 @@ impl AuditArgs {
     pub fn resolve(&self, token_env: Option<String>) -> Result<AuditSettings, UsageError> {
         let base_url = parse_base_url(&self.base_url)?;
         let token = Token::resolve(self.token_file.as_deref(), token_env)?;
+        let mut report = ReportSettings {
+            out: self.out.clone(),
+            formats: self.format.0.clone(),
+            fail_on: self.fail_on,
+            previous: self.previous.clone(),
+            findings: DEFAULT_FINDINGS,
+            csv_bom: false,
+            warn_expiring_days: DEFAULT_WARN_EXPIRING_DAYS,
+        };
+        self.report_extras.apply(&mut report);
         Ok(AuditSettings {
             api: ApiSettings {
                 base_url,
@@ -126,12 +142,7 @@ impl AuditArgs {
                 timeout: self.timeout,
                 max_retries: self.max_retries,
             },
-            report: ReportSettings {
-                out: self.out.clone(),
-                formats: self.format.0.clone(),
-                fail_on: self.fail_on,
-                previous: self.previous.clone(),
-            },
+            report,
         })
     }
 }
@@ -148,7 +159,7 @@ pub async fn run(args: AuditArgs, ui: &Ui) -> anyhow::Result<Exit> {
     let outcome = job::run(&settings, policies.clone(), lines, &stop, &progress).await?;
     attended.clear_progress();
     drop(attended);
-    ui.print_outcome(&outcome, &policies);
+    ui.print_outcome(&outcome, &policies, settings.report.warn_expiring_days);
     Ok(outcome.exit)
 }
 

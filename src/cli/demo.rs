@@ -35,6 +35,9 @@ pub struct DemoArgs {
     /// Faults the simulated API injects (`none` for a clean run).
     #[arg(long, value_name = "SPEC", default_value = DEMO_FAULTS)]
     pub faults: Faults,
+    /// Report formats: any of `json,csv,xlsx,html`, or `all`.
+    #[arg(long, value_name = "LIST", default_value = "json,csv", value_parser = super::audit::parse_formats)]
+    pub format: super::audit::FormatList,
 }
 
 impl DemoArgs {
@@ -46,6 +49,7 @@ impl DemoArgs {
             out: self.out,
             rate: self.rate,
             faults: self.faults,
+            formats: self.format.0,
         }
     }
 }
@@ -66,7 +70,11 @@ pub async fn run(args: DemoArgs, ui: &Ui) -> anyhow::Result<Exit> {
     .await?;
     attended.clear_progress();
     drop(attended);
-    ui.print_outcome(&demo.audit, &demo.policies);
+    ui.print_outcome(
+        &demo.audit,
+        &demo.policies,
+        ptt_audit::settings::DEFAULT_WARN_EXPIRING_DAYS,
+    );
     let stats = &demo.stats;
     ui.print(&format!(
         "\nWhat you just saw: ptt-audit read {} simulated virtual lines from a local stand-in \

@@ -9,6 +9,8 @@ mod audit;
 mod check;
 #[cfg(feature = "simulator")]
 mod demo;
+mod evaluate;
+mod report_args;
 #[cfg(feature = "simulator")]
 mod simulate;
 pub mod ui;
@@ -19,7 +21,7 @@ use ptt_audit::exit::Exit;
 pub use self::ui::Ui;
 
 /// Audits the Push-to-Talk settings of Webex Calling virtual lines against your
-/// policies, and writes JSON and CSV reports.
+/// policies, and writes JSON, CSV, xlsx and HTML reports.
 ///
 /// Start with `ptt-audit demo` (no token needed), then `ptt-audit check-policies`, then
 /// `ptt-audit audit --lines ids.txt --token-file token.txt`.
@@ -70,6 +72,12 @@ enum Command {
     Audit(audit::AuditArgs),
     /// Validate policy files and list their rules and waivers (exit 0 valid, 2 invalid).
     CheckPolicies(check::CheckArgs),
+    /// Evaluate the settings saved in a JSON report again, against the current
+    /// policies: no token, no request; writes a new report set.
+    ///
+    /// Exit codes as for `audit`: 0, 1, 2 (also for a missing, truncated or foreign
+    /// report) or 3 (the saved report had lines that were not read).
+    Evaluate(evaluate::EvaluateArgs),
     /// Run the whole job against a built-in simulated Webex API on 127.0.0.1 (no token
     /// needed); reports go to `reports/`.
     #[cfg(feature = "simulator")]
@@ -85,6 +93,7 @@ impl Cli {
         match self.command {
             Command::CheckPolicies(args) => check::run(args, ui),
             Command::Audit(args) => ui::run_async(ui::Threads::One, audit::run(args, ui)),
+            Command::Evaluate(args) => ui::run_async(ui::Threads::One, evaluate::run(args, ui)),
             #[cfg(feature = "simulator")]
             Command::Demo(args) => ui::run_async(ui::Threads::One, demo::run(args, ui)),
             #[cfg(feature = "simulator")]

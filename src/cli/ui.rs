@@ -73,13 +73,15 @@ impl Ui {
         }
     }
 
-    /// Prints an audit's summary to stdout, and what went wrong to stderr.
-    pub fn print_outcome(&self, outcome: &Outcome, policies: &PolicySet) {
+    /// Prints an audit's summary to stdout (naming the waivers that expire within
+    /// `warn_expiring_days`), and what went wrong to stderr.
+    pub fn print_outcome(&self, outcome: &Outcome, policies: &PolicySet, warn_expiring_days: u32) {
         self.print(&ptt_audit::report::render_summary(
             &outcome.summary,
             policies,
             &outcome.paths,
             i32::from(outcome.exit.code()),
+            warn_expiring_days,
         ));
         let unread = if outcome.summary.lines.not_audited > 0 {
             "Lines not read are marked not_audited; reports were written."

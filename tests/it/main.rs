@@ -3,8 +3,11 @@
 //! CSV headers, CSV and report readers, the simulator harness).
 
 mod common;
+mod html_dom;
 
 mod cli;
+mod evaluate_drift;
+mod people_reports;
 mod policy_cases;
 mod policy_load;
 mod reliability;

@@ -1,0 +1,161 @@
+//! `ptt-audit evaluate`: the settings saved in a JSON report, evaluated again against
+//! the current policies, with no token and no request (`CONTRACT.md` §9).
+//!
+//! The saved report is read one line at a time (`saved`) and each line goes through
+//! the same report set as an audit's (`job::open_reports`, `job::finish_reports`): the
+//! same formats, the same comparison with a previous report, the same exit codes.
+//! What the new reports keep of each line: its ID, name, `read_at` and settings (the
+//! settings are what is evaluated again); a line that was not read (`error`,
+//! `invalid`, `not_audited`) stays exactly as it was, its error included, and is
+//! reported with one `error` result per rule, never a pass. Waivers are judged on the
+//! day of the re-evaluation.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use chrono::{NaiveDate, Utc};
+
+use crate::eval;
+use crate::exit::UsageError;
+use crate::job::{self, Outcome, Progress};
+use crate::model::{ErrorKind, LineError, LineReport, LineStatus};
+use crate::policy::PolicySet;
+use crate::report::{RunMeta, SourceReport};
+use crate::saved::{self, SavedLine};
+use crate::settings::ReportSettings;
+use crate::webex::Stop;
+
+/// What `ptt-audit evaluate` takes.
+#[derive(Debug, Clone)]
+pub struct EvaluateSettings {
+    /// The saved `STEM.json` to re-evaluate.
+    pub from: PathBuf,
+    /// Where and how to write the new reports.
+    pub report: ReportSettings,
+}
+
+/// Re-evaluates the report `settings.from` against `policies` and writes a new report
+/// set. Blocking (it reads and writes files only): run it off the async threads.
+///
+/// A report that cannot be used (missing, truncated, not a report, another schema
+/// version) is an error naming the file, before any report is created. When `stop` is
+/// triggered, the lines not yet evaluated are reported `not_audited`, as an
+/// interrupted audit's are.
+pub fn run(
+    settings: &EvaluateSettings,
+    policies: Arc<PolicySet>,
+    stop: &Stop,
+    progress: &Progress,
+) -> anyhow::Result<Outcome> {
+    let from = &settings.from;
+    let header = saved::read_header(from).map_err(UsageError::from)?;
+    progress.set_total(header.lines);
+    let started_at = Utc::now();
+    let today = started_at.date_naive();
+    let meta = RunMeta {
+        run_id: uuid::Uuid::new_v4().to_string(),
+        started_at,
+        org_id: header.run.org_id.clone(),
+        base_url: header.run.base_url.clone(),
+        tool_version: env!("CARGO_PKG_VERSION").to_string(),
+        source_report: Some(SourceReport {
+            path: from.display().to_string(),
+            run_id: header.run.id.clone(),
+            started_at: header.run.started_at,
+        }),
+    };
+    let mut reports = job::open_reports(&settings.report, meta, &policies)?;
+    tracing::info!(
+        from = %from.display(),
+        lines = header.lines,
+        rules = policies.rules.len(),
+        "re-evaluation started"
+    );
+    let mut index = 0;
+    saved::for_each_line(from, |line: SavedLine| -> anyhow::Result<()> {
+        let report = match stop.reason() {
+            None => reevaluate(index, line, &policies, today),
+            Some(_) => interrupted(index, line),
+        };
+        reports.write(report).context("cannot write the reports")?;
+        progress.advance();
+        index += 1;
+        Ok(())
+    })?;
+    let stopped = stop.reason();
+    let (exit, summary, paths) = job::finish_reports(reports, settings.report.fail_on, stopped)?;
+    tracing::info!(exit_code = exit.code(), "re-evaluation finished");
+    Ok(Outcome {
+        summary,
+        paths,
+        exit,
+        stopped,
+        all_not_found: false,
+    })
+}
+
+/// One saved line as the new report has it.
+fn reevaluate(index: usize, line: SavedLine, policies: &PolicySet, today: NaiveDate) -> LineReport {
+    let name = line.name();
+    match line.settings {
+        Some(settings) if !settings.is_null() => {
+            let findings = eval::evaluate(policies, &line.id, &settings, today);
+            LineReport {
+                index,
+                status: LineReport::status_from_findings(&findings),
+                findings,
+                id: line.id,
+                name,
+                read_at: line.read_at,
+                settings: Some(settings),
+                error: None,
+            }
+        }
+        _ => {
+            let (status, error) = match (line.status, line.error) {
+                // Never read: kept as it was.
+                (
+                    status @ (LineStatus::Error | LineStatus::Invalid | LineStatus::NotAudited),
+                    Some(e),
+                ) => (status, e),
+                // Read, the report says, but its settings are not in it.
+                _ => (
+                    LineStatus::Error,
+                    LineError::unrequested(
+                        ErrorKind::Decode,
+                        "the saved report holds no settings for this line: it cannot be \
+                         evaluated again (audit it again)",
+                    ),
+                ),
+            };
+            LineReport {
+                index,
+                id: line.id,
+                name,
+                status,
+                read_at: line.read_at,
+                settings: None,
+                findings: Vec::new(),
+                error: Some(error),
+            }
+        }
+    }
+}
+
+/// A line the re-evaluation did not get to before an interrupt.
+fn interrupted(index: usize, line: SavedLine) -> LineReport {
+    LineReport {
+        index,
+        name: line.name(),
+        id: line.id,
+        status: LineStatus::NotAudited,
+        read_at: None,
+        settings: None,
+        findings: Vec::new(),
+        error: Some(LineError::unrequested(
+            ErrorKind::NotAudited,
+            "not evaluated: the re-evaluation was interrupted before this line",
+        )),
+    }
+}
