@@ -159,3 +159,62 @@ fn interrupted(index: usize, line: SavedLine) -> LineReport {
         )),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::RuleStatus;
+
+    fn policies() -> PolicySet {
+        crate::policy::load_str(
+            std::path::Path::new("t.toml"),
+            "[[rule]]\nid = \"ONE-WAY\"\ntitle = \"t\"\nseverity = \"high\"\n\
+             require = \"connectionType == 'ONE_WAY'\"\n",
+        )
+        .expect("loads")
+    }
+
+    fn saved(json: serde_json::Value) -> SavedLine {
+        serde_json::from_value(json).expect("a saved line")
+    }
+
+    fn today() -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 11, 29).expect("a day")
+    }
+
+    #[test]
+    fn a_read_line_is_evaluated_again_and_keeps_read_at_and_name() {
+        let line = saved(serde_json::json!({
+            "id": "L1", "status": "compliant", "read_at": "2026-11-01T10:00:00Z",
+            "settings": {"connectionType": "TWO_WAY"}, "line": {"name": "Lobby"}, "results": []}));
+        let r = reevaluate(4, line, &policies(), today());
+        assert_eq!((r.index, r.status), (4, LineStatus::NonCompliant));
+        assert_eq!(r.findings[0].status, RuleStatus::Fail);
+        assert_eq!(r.name.as_deref(), Some("Lobby"));
+        assert_eq!(r.read_at.map(|t| t.to_rfc3339()), Some("2026-11-01T10:00:00+00:00".into()));
+    }
+
+    #[test]
+    fn an_unread_line_stays_as_it_was() {
+        let error = serde_json::json!({"kind": "http", "http_status": 404, "message": "gone",
+                                       "tracking_id": "T", "attempts": 1});
+        let line = saved(serde_json::json!({
+            "id": "L2", "status": "error", "read_at": null, "settings": null, "error": error}));
+        let r = reevaluate(0, line, &policies(), today());
+        assert_eq!(r.status, LineStatus::Error);
+        assert_eq!(serde_json::to_value(&r.error).expect("json"), error);
+        assert!(r.findings.is_empty(), "reported as one error per rule, never a pass");
+    }
+
+    #[test]
+    fn a_read_line_without_its_settings_is_an_error_not_a_pass() {
+        let line = saved(serde_json::json!({"id": "L3", "status": "compliant", "settings": null}));
+        let r = reevaluate(0, line, &policies(), today());
+        assert_eq!(r.status, LineStatus::Error);
+        let e = r.error.expect("an error");
+        assert_eq!(e.kind, ErrorKind::Decode);
+        assert!(e.message.contains("no settings"), "{}", e.message);
+        let stopped = interrupted(1, saved(serde_json::json!({"id": "L4", "status": "compliant"})));
+        assert_eq!(stopped.status, LineStatus::NotAudited);
+    }
+}

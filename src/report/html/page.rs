@@ -21,7 +21,7 @@ pub(super) const SCRIPT: &str = include_str!("script.js");
 
 /// Members shown per line before "and N more" (the CSV, xlsx and JSON have them all,
 /// with their e-mail addresses).
-const MEMBERS_SHOWN: usize = 6;
+const MEMBERS_SHOWN: usize = 4;
 
 /// Line statuses in report order.
 pub(super) const LINE_STATUSES: [LineStatus; 5] = [
@@ -366,11 +366,11 @@ pub(super) fn line_row(line: &LineReport, policies: &PolicySet) -> Result<Markup
                         }
                     } }
                     div.tally {
-                        (findings.len()) " rules: " (tally[0]) " pass"
-                        @if tally[1] > 0 { ", " (tally[1]) " fail" }
-                        @if tally[2] > 0 { ", " (tally[2]) " waived" }
-                        @if tally[3] > 0 { ", " (tally[3]) " n/a" }
-                        @if tally[4] > 0 { ", " (tally[4]) " error" }
+                        (tally[0]) " pass"
+                        @if tally[1] > 0 { " · " (tally[1]) " fail" }
+                        @if tally[2] > 0 { " · " (tally[2]) " waived" }
+                        @if tally[3] > 0 { " · " (tally[3]) " n/a" }
+                        @if tally[4] > 0 { " · " (tally[4]) " error" }
                     }
                 }
             }
