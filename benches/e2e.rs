@@ -410,7 +410,11 @@ fn report_sizes(out: &Path) -> Vec<(String, u64)> {
                 .filter_map(Result::ok)
                 .filter_map(|e| {
                     let name = e.file_name().to_string_lossy().into_owned();
-                    let suffix = name.strip_prefix("ptt-audit-")?.split_once('Z')?.1.to_string();
+                    let suffix = name
+                        .strip_prefix("ptt-audit-")?
+                        .split_once('Z')?
+                        .1
+                        .to_string();
                     Some((suffix, e.metadata().ok()?.len()))
                 })
                 .collect()

@@ -191,7 +191,10 @@ mod tests {
         assert_eq!((r.index, r.status), (4, LineStatus::NonCompliant));
         assert_eq!(r.findings[0].status, RuleStatus::Fail);
         assert_eq!(r.name.as_deref(), Some("Lobby"));
-        assert_eq!(r.read_at.map(|t| t.to_rfc3339()), Some("2026-11-01T10:00:00+00:00".into()));
+        assert_eq!(
+            r.read_at.map(|t| t.to_rfc3339()),
+            Some("2026-11-01T10:00:00+00:00".into())
+        );
     }
 
     #[test]
@@ -203,7 +206,10 @@ mod tests {
         let r = reevaluate(0, line, &policies(), today());
         assert_eq!(r.status, LineStatus::Error);
         assert_eq!(serde_json::to_value(&r.error).expect("json"), error);
-        assert!(r.findings.is_empty(), "reported as one error per rule, never a pass");
+        assert!(
+            r.findings.is_empty(),
+            "reported as one error per rule, never a pass"
+        );
     }
 
     #[test]
@@ -214,7 +220,10 @@ mod tests {
         let e = r.error.expect("an error");
         assert_eq!(e.kind, ErrorKind::Decode);
         assert!(e.message.contains("no settings"), "{}", e.message);
-        let stopped = interrupted(1, saved(serde_json::json!({"id": "L4", "status": "compliant"})));
+        let stopped = interrupted(
+            1,
+            saved(serde_json::json!({"id": "L4", "status": "compliant"})),
+        );
         assert_eq!(stopped.status, LineStatus::NotAudited);
     }
 }

@@ -5,7 +5,7 @@
 //! Two passes over the file. [`read_header`] parses the whole document but keeps only
 //! `schema_version`, `tool` and `run` (the `lines` array is skipped, not built), so a
 //! file that is not a report, of another schema version, or cut short is refused
-//! before anything is written. [`for_each_line`] then hands each entry of `lines` to a
+//! before anything is written. `for_each_line` then hands each entry of `lines` to a
 //! callback as it is parsed. Neither depends on the order of the top-level keys, so a
 //! report that went through `jq -S` still reads.
 
