@@ -45,6 +45,8 @@ pub struct DemoSettings {
     pub rate: Rate,
     /// Faults the simulated API injects.
     pub faults: Faults,
+    /// Report formats.
+    pub formats: Vec<crate::report::Format>,
 }
 
 /// What a demo run produced, for the caller to present.
@@ -113,7 +115,10 @@ pub async fn run(
             max_body: DEFAULT_MAX_BODY,
             max_stall: DEFAULT_MAX_STALL,
         },
-        report: ReportSettings::defaults(settings.out),
+        report: ReportSettings {
+            formats: settings.formats,
+            ..ReportSettings::defaults(settings.out)
+        },
         eval_timeout: DEFAULT_EVAL_TIMEOUT,
     };
     let lines = sim

@@ -56,6 +56,9 @@ pub enum UsageError {
     /// A `--previous` report that cannot be read.
     #[error(transparent)]
     Previous(#[from] crate::compare::CompareError),
+    /// An `evaluate --from` report that cannot be read.
+    #[error(transparent)]
+    Saved(#[from] crate::saved::SavedError),
 }
 
 #[cfg(test)]

@@ -25,7 +25,7 @@ use crate::input::InputLine;
 use crate::model::{ErrorKind, LineError, LineReport, LineStatus};
 use crate::policy::PolicySet;
 use crate::report::{Reports, RunEnd, RunMeta, Summary};
-use crate::settings::{AuditSettings, FailOn};
+use crate::settings::{AuditSettings, FailOn, ReportSettings};
 use crate::webex::{ClientConfig, Pace, Pacer, Stop, StopReason, WebexClient};
 
 /// How far ahead of the oldest unfinished line the run may start lines: bounds the
@@ -67,6 +67,16 @@ impl Progress {
 
     fn pacer(&self) -> Option<Arc<Pacer>> {
         self.pacer.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Sets how many lines the run has to do.
+    pub(crate) fn set_total(&self, total: usize) {
+        self.total.store(total, Ordering::Relaxed);
+    }
+
+    /// Counts one more line done.
+    pub(crate) fn advance(&self) {
+        self.done.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -119,15 +129,11 @@ pub async fn run(
         org_id: api.org_id.clone(),
         base_url: api.base_url.to_string(),
         tool_version: env!("CARGO_PKG_VERSION").to_string(),
+        source_report: None,
     };
-    let previous = match &out.previous {
-        Some(path) => Some(crate::compare::Previous::load(path).map_err(UsageError::from)?),
-        None => None,
-    };
-    let mut reports = Reports::create(&out.out, &out.formats, meta.clone(), policies.clone())
-        .with_context(|| format!("cannot create reports in {}", out.out.display()))?;
+    let mut reports = open_reports(out, meta.clone(), &policies)?;
     let total = lines.len();
-    progress.total.store(total, Ordering::Relaxed);
+    progress.set_total(total);
     progress.done.store(0, Ordering::Relaxed);
     *progress.pacer.lock().unwrap_or_else(|e| e.into_inner()) = Some(client.pacer().clone());
     tracing::info!(
@@ -176,31 +182,18 @@ pub async fn run(
         .buffered(window);
 
     let (mut read, mut requested, mut not_found) = (0usize, 0usize, 0usize);
-    while let Some(mut report) = results.next().await {
-        if let Some(previous) = &previous {
-            previous.annotate(&mut report, &policies);
-        }
+    while let Some(report) = results.next().await {
         read += usize::from(report.read_at.is_some());
         requested += usize::from(
             report.read_at.is_some() || report.error.as_ref().is_some_and(|e| e.attempts > 0),
         );
         not_found += usize::from(report.error.as_ref().and_then(|e| e.http_status) == Some(404));
-        reports
-            .write_line(&report)
-            .context("cannot write the reports")?;
+        reports.write(report).context("cannot write the reports")?;
     }
 
     let stopped = stop.reason();
-    let exit = exit_code(reports.summary(), out.fail_on, stopped);
-    let end = RunEnd {
-        finished_at: Utc::now(),
-        // A run stopped by a 401 (or the 403 rule) is incomplete even when the refused
-        // line was its last.
-        complete: stopped.is_none() && reports.summary().lines.not_audited == 0,
-        exit_code: i32::from(exit.code()),
-    };
+    let (exit, end, summary, paths) = finish_reports(reports, out.fail_on, stopped)?;
     let run = crate::report::run_object(&meta, &end, &policies);
-    let (summary, paths) = reports.finish(end).context("cannot finish the reports")?;
     tracing::info!(
         exit_code = exit.code(),
         seconds = clock.elapsed().as_secs_f64(),
@@ -225,6 +218,48 @@ impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
     }
+}
+
+/// Opens a run's report set as `out` says, with the previous report to compare with
+/// loaded (a previous report that cannot be read is exit 2: the user asked for it).
+pub(crate) fn open_reports(
+    out: &ReportSettings,
+    meta: RunMeta,
+    policies: &Arc<PolicySet>,
+) -> anyhow::Result<Reports> {
+    let previous = match &out.previous {
+        Some(path) => Some(crate::compare::Previous::load(path).map_err(UsageError::from)?),
+        None => None,
+    };
+    Reports::create_with(
+        &out.out,
+        &out.formats,
+        &out.write_options(),
+        meta,
+        policies.clone(),
+        previous,
+    )
+    .with_context(|| format!("cannot create reports in {}", out.out.display()))
+}
+
+/// Decides the exit code and puts the reports in place.
+pub(crate) fn finish_reports(
+    reports: Reports,
+    fail_on: FailOn,
+    stopped: Option<StopReason>,
+) -> anyhow::Result<(Exit, RunEnd, Summary, Vec<PathBuf>)> {
+    let exit = exit_code(reports.summary(), fail_on, stopped);
+    let end = RunEnd {
+        finished_at: Utc::now(),
+        // A run stopped by a 401 (or the 403 rule) is incomplete even when the refused
+        // line was its last.
+        complete: stopped.is_none() && reports.summary().lines.not_audited == 0,
+        exit_code: i32::from(exit.code()),
+    };
+    let (summary, paths) = reports
+        .finish(end.clone())
+        .context("cannot finish the reports")?;
+    Ok((exit, end, summary, paths))
 }
 
 /// The contract's exit code for a finished run.

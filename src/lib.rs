@@ -17,6 +17,7 @@ pub mod compare;
 #[cfg(feature = "simulator")]
 pub mod demo;
 pub mod eval;
+pub mod evaluate;
 mod evaluator;
 pub mod exit;
 pub mod input;
@@ -24,6 +25,7 @@ pub mod job;
 pub mod model;
 pub mod policy;
 pub mod report;
+pub mod saved;
 pub mod settings;
 #[cfg(feature = "simulator")]
 pub mod simulator;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use url::Url;
 
 use crate::model::Severity;
-use crate::report::Format;
+use crate::report::{FindingsFilter, Format, WriteOptions};
 use crate::webex::Token;
 
 /// Default `--policies`.
@@ -40,9 +40,10 @@ pub const DEFAULT_MAX_BODY: u64 = 8 * 1024 * 1024;
 pub const DEFAULT_MAX_STALL: Duration = Duration::from_secs(10 * 60);
 /// Default `--fail-on`.
 pub const DEFAULT_FAIL_ON: FailOn = FailOn::Low;
-/// Waivers whose last day is this many days away or fewer are warned about by
-/// `check-policies` and at the start of `audit`: two weeks leaves time to renew one.
-pub const DEFAULT_WARN_EXPIRING_DAYS: i64 = 14;
+/// Default `--findings`: every result.
+pub const DEFAULT_FINDINGS: FindingsFilter = FindingsFilter::All;
+/// Default `--warn-expiring`: waivers expiring within this many days are named.
+pub const DEFAULT_WARN_EXPIRING_DAYS: u32 = 14;
 /// Environment variable holding the token when `--token-file` is not given.
 pub const TOKEN_ENV: &str = "WEBEX_TOKEN";
 
@@ -191,6 +192,12 @@ pub struct ReportSettings {
     pub fail_on: FailOn,
     /// A previous report to compare with.
     pub previous: Option<PathBuf>,
+    /// Which rows the findings CSV and the xlsx Findings sheet hold (`--findings`).
+    pub findings: FindingsFilter,
+    /// Start each CSV with a UTF-8 byte-order mark (`--csv-bom`).
+    pub csv_bom: bool,
+    /// Name waivers that expire within this many days (`--warn-expiring`).
+    pub warn_expiring_days: u32,
 }
 
 impl ReportSettings {
@@ -202,6 +209,18 @@ impl ReportSettings {
             formats: DEFAULT_FORMATS.to_vec(),
             fail_on: DEFAULT_FAIL_ON,
             previous: None,
+            findings: DEFAULT_FINDINGS,
+            csv_bom: false,
+            warn_expiring_days: DEFAULT_WARN_EXPIRING_DAYS,
+        }
+    }
+
+    /// What the report writers need to know of these settings.
+    pub(crate) fn write_options(&self) -> WriteOptions {
+        WriteOptions {
+            findings: self.findings,
+            csv_bom: self.csv_bom,
+            warn_expiring_days: self.warn_expiring_days,
         }
     }
 }

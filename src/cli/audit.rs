@@ -9,7 +9,8 @@ use ptt_audit::job::{self, Progress};
 use ptt_audit::report::Format;
 use ptt_audit::settings::{
     parse_size, ApiSettings, AuditSettings, FailOn, Rate, ReportSettings, DEFAULT_CONCURRENCY,
-    DEFAULT_MAX_RETRIES, DEFAULT_OUT, DEFAULT_WARN_EXPIRING_DAYS, MAX_CONCURRENCY, TOKEN_ENV,
+    DEFAULT_FINDINGS, DEFAULT_MAX_RETRIES, DEFAULT_OUT, DEFAULT_WARN_EXPIRING_DAYS,
+    MAX_CONCURRENCY, TOKEN_ENV,
 };
 use ptt_audit::webex::{loose_token_file, parse_base_url, Stop, Token, DEFAULT_BASE_URL};
 
@@ -41,7 +42,7 @@ pub struct AuditArgs {
     #[arg(long, value_name = "DIR", default_value = DEFAULT_OUT)]
     pub out: PathBuf,
 
-    /// Report formats: any of `json,csv`.
+    /// Report formats: any of `json,csv,xlsx,html`, or `all`.
     #[arg(long, value_name = "LIST", default_value = "json,csv", value_parser = parse_formats)]
     pub format: FormatList,
 
@@ -86,9 +87,10 @@ pub struct AuditArgs {
     #[arg(long, value_name = "URL", env = "WEBEX_BASE_URL", default_value = DEFAULT_BASE_URL)]
     pub base_url: String,
 
-    /// A previous report to compare with (its `-findings.csv`, or its `.json` next to
-    /// one): fills the findings' `change` column (`new`, `unchanged`, `regressed`,
-    /// `resolved`, `changed`) and adds the counts to the summary.
+    /// A previous report to compare with (`STEM.json`, or a `-findings.csv` or
+    /// `-lines.csv`): fills the findings' `change` column (`new`, `unchanged`,
+    /// `regressed`, `resolved`, `changed`), counts the lines added and removed, and
+    /// names the removed ones.
     #[arg(long, value_name = "FILE")]
     pub previous: Option<PathBuf>,
 
@@ -97,13 +99,17 @@ pub struct AuditArgs {
     /// every user of the machine.
     #[arg(long, value_name = "FILE")]
     pub token_file: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub report_extras: super::report_args::ReportExtras,
 }
 
 /// The parsed `--format` list (a newtype so clap treats it as one value).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FormatList(pub Vec<Format>);
 
-fn parse_formats(s: &str) -> Result<FormatList, String> {
+/// Parses `--format` (shared with `evaluate` and `demo`).
+pub(crate) fn parse_formats(s: &str) -> Result<FormatList, String> {
     Format::parse_list(s)
         .map(FormatList)
         .map_err(|e| e.to_string())
@@ -148,6 +154,16 @@ impl AuditArgs {
     pub fn resolve(&self, token_env: Option<String>) -> Result<AuditSettings, UsageError> {
         let base_url = parse_base_url(&self.base_url)?;
         let token = Token::resolve(self.token_file.as_deref(), token_env)?;
+        let mut report = ReportSettings {
+            out: self.out.clone(),
+            formats: self.format.0.clone(),
+            fail_on: self.fail_on,
+            previous: self.previous.clone(),
+            findings: DEFAULT_FINDINGS,
+            csv_bom: false,
+            warn_expiring_days: DEFAULT_WARN_EXPIRING_DAYS,
+        };
+        self.report_extras.apply(&mut report);
         Ok(AuditSettings {
             api: ApiSettings {
                 base_url,
@@ -160,12 +176,7 @@ impl AuditArgs {
                 max_body: self.max_body,
                 max_stall: self.max_stall,
             },
-            report: ReportSettings {
-                out: self.out.clone(),
-                formats: self.format.0.clone(),
-                fail_on: self.fail_on,
-                previous: self.previous.clone(),
-            },
+            report,
             eval_timeout: self.eval_timeout,
         })
     }
@@ -176,7 +187,7 @@ pub async fn run(args: AuditArgs, ui: &Ui) -> anyhow::Result<Exit> {
     // Cheapest and most likely mistakes first, each before any request.
     let policies = policies_or_hint(args.policies.as_deref(), ui)?;
     let today = chrono::Utc::now().date_naive();
-    let dated = policies.waiver_warnings(today, DEFAULT_WARN_EXPIRING_DAYS);
+    let dated = policies.waiver_warnings(today, i64::from(args.report_extras.warn_expiring));
     // Advice about the policies themselves (check-policies shows it as warnings):
     // information here, so that a quiet nightly run on an unchanged policy set stays
     // silent; the reports carry every waiver's state.
@@ -194,7 +205,7 @@ pub async fn run(args: AuditArgs, ui: &Ui) -> anyhow::Result<Exit> {
     let outcome = job::run(&settings, policies.clone(), lines, &stop, &progress).await?;
     attended.clear_progress();
     drop(attended);
-    ui.print_outcome(&outcome, &policies);
+    ui.print_outcome(&outcome, &policies, settings.report.warn_expiring_days);
     Ok(outcome.exit)
 }
 

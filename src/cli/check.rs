@@ -70,7 +70,7 @@ pub fn run(args: CheckArgs, ui: &Ui) -> anyhow::Result<Exit> {
         let days = (w.expires - today).num_days();
         let state = if days < 0 {
             "EXPIRED".to_string()
-        } else if days <= DEFAULT_WARN_EXPIRING_DAYS {
+        } else if days <= i64::from(DEFAULT_WARN_EXPIRING_DAYS) {
             format!("expires in {days} day(s)")
         } else {
             "active".to_string()
@@ -90,7 +90,7 @@ pub fn run(args: CheckArgs, ui: &Ui) -> anyhow::Result<Exit> {
     }
     let _ = writeln!(text, "\npolicies are valid: {origin}");
     ui.print(&text);
-    let dated = set.waiver_warnings(today, DEFAULT_WARN_EXPIRING_DAYS);
+    let dated = set.waiver_warnings(today, i64::from(DEFAULT_WARN_EXPIRING_DAYS));
     for warning in set.warnings.iter().chain(&dated) {
         ui.tell(Tone::Warn, &format!("warning: {warning}"));
     }

@@ -36,6 +36,9 @@ pub struct DemoArgs {
     /// Faults the simulated API injects (`none` for a clean run).
     #[arg(long, value_name = "SPEC", default_value = DEMO_FAULTS)]
     pub faults: Faults,
+    /// Report formats: any of `json,csv,xlsx,html`, or `all`.
+    #[arg(long, value_name = "LIST", default_value = "json,csv", value_parser = super::audit::parse_formats)]
+    pub format: super::audit::FormatList,
 }
 
 impl DemoArgs {
@@ -47,6 +50,7 @@ impl DemoArgs {
             out: self.out,
             rate: self.rate,
             faults: self.faults,
+            formats: self.format.0,
         }
     }
 }
@@ -69,7 +73,12 @@ pub async fn run(args: DemoArgs, ui: &Ui) -> anyhow::Result<Exit> {
     drop(attended);
     let stats = &demo.stats;
     let stats_json = serde_json::to_value(stats).unwrap_or_default();
-    ui.print_summary(&demo.audit, &demo.policies, Some(("demo", stats_json)));
+    ui.print_summary(
+        &demo.audit,
+        &demo.policies,
+        ptt_audit::settings::DEFAULT_WARN_EXPIRING_DAYS,
+        Some(("demo", stats_json)),
+    );
     ui.tell_problems(&demo.audit);
     if ui.quiet || ui.json {
         return Ok(demo.exit());

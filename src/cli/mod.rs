@@ -9,9 +9,11 @@ mod audit;
 mod check;
 #[cfg(feature = "simulator")]
 mod demo;
+mod evaluate;
 mod init;
 pub mod log;
 pub mod progress;
+mod report_args;
 #[cfg(feature = "simulator")]
 mod simulate;
 pub mod ui;
@@ -22,7 +24,7 @@ use ptt_audit::exit::Exit;
 pub use self::ui::Ui;
 
 /// Audits the Push-to-Talk settings of Webex Calling virtual lines against your
-/// policies, and writes JSON and CSV reports.
+/// policies, and writes JSON, CSV, xlsx and HTML reports.
 ///
 /// Start with `ptt-audit demo` (no token needed), then `ptt-audit check-policies`, then
 /// `ptt-audit audit --lines ids.txt --token-file token.txt`.
@@ -76,6 +78,12 @@ enum Command {
     /// Write the baseline policy pack, an example site policy and an example config
     /// file into DIR, to start from (never overwrites a file).
     Init(init::InitArgs),
+    /// Evaluate the settings saved in a JSON report again, against the current
+    /// policies: no token, no request; writes a new report set.
+    ///
+    /// Exit codes as for `audit`: 0, 1, 2 (also for a missing, truncated or foreign
+    /// report) or 3 (the saved report had lines that were not read).
+    Evaluate(evaluate::EvaluateArgs),
     /// Run the whole job against a built-in simulated Webex API on 127.0.0.1 (no token
     /// needed); reports go to `reports/`.
     #[cfg(feature = "simulator")]
@@ -92,6 +100,7 @@ impl Cli {
             Command::CheckPolicies(args) => check::run(args, ui),
             Command::Init(args) => init::run(args, ui),
             Command::Audit(args) => ui::run_async(ui::Threads::One, audit::run(args, ui)),
+            Command::Evaluate(args) => ui::run_async(ui::Threads::One, evaluate::run(args, ui)),
             #[cfg(feature = "simulator")]
             Command::Demo(args) => ui::run_async(ui::Threads::One, demo::run(args, ui)),
             #[cfg(feature = "simulator")]

@@ -83,6 +83,7 @@ impl Ui {
         &self,
         outcome: &Outcome,
         policies: &PolicySet,
+        warn_expiring_days: u32,
         extra: Option<(&str, serde_json::Value)>,
     ) {
         if self.quiet {
@@ -105,14 +106,15 @@ impl Ui {
                 &outcome.paths,
                 i32::from(outcome.exit.code()),
                 outcome.fail_on,
+                warn_expiring_days,
             ));
         }
     }
 
-    /// Prints an audit's summary to stdout (see [`Ui::print_summary`]), and what went
-    /// wrong to stderr.
-    pub fn print_outcome(&self, outcome: &Outcome, policies: &PolicySet) {
-        self.print_summary(outcome, policies, None);
+    /// Prints an audit's summary to stdout (see [`Ui::print_summary`]; the waivers that
+    /// expire within `warn_expiring_days` are named), and what went wrong to stderr.
+    pub fn print_outcome(&self, outcome: &Outcome, policies: &PolicySet, warn_expiring_days: u32) {
+        self.print_summary(outcome, policies, warn_expiring_days, None);
         self.tell_problems(outcome);
     }
 

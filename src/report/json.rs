@@ -10,11 +10,12 @@
 //! Extra keys (allowed by the contract, never renamed): `rules[].enabled`,
 //! `description`, `remediation`, `references`; `lines[].name` (the input's name, or
 //! null); `results[].waiver` (`{reason, expires, state, ticket, owner, label}`, only
-//! when a waiver matched); `waivers[].ticket`, `owner`, `label` (null when not given).
+//! when a waiver matched); `waivers[].ticket`, `owner`, `label` (null when not given)
+//! and `days_left`; `run.source_report` (`evaluate`, else null); with a previous
+//! report, `removed_lines` (before `lines`, which stays last).
 
 use std::cell::RefCell;
 use std::io::{self, BufRead, Write};
-use std::path::Path;
 use std::sync::Arc;
 
 use serde::ser::{Error as _, SerializeSeq};
@@ -23,10 +24,12 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 
 use super::atomic::{temp_name, AtomicFile, Sealed, TempFile};
+use super::format::{Closing, Opening};
 use super::naming::file_name;
 use super::{
     effective_findings, rfc3339, ReportError, ReportWriter, RunEnd, RunMeta, Summary, WaiverState,
 };
+use crate::compare::RemovedLine;
 use crate::model::{Change, LineError, LineReport, LineStatus, RuleStatus, Severity};
 use crate::policy::{PolicySet, PolicySource, Waiver};
 
@@ -53,6 +56,8 @@ struct JsonReport<'a> {
     summary: &'a Summary,
     rules: Vec<JsonRule<'a>>,
     waivers: Vec<JsonWaiverEntry<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    removed_lines: Option<&'a [RemovedLine]>,
     lines: SpooledLines<'a>,
 }
 
@@ -72,6 +77,7 @@ struct JsonRun<'a> {
     complete: bool,
     exit_code: i32,
     policies: &'a [PolicySource],
+    source_report: Option<&'a super::SourceReport>,
 }
 
 impl<'a> JsonRun<'a> {
@@ -85,6 +91,7 @@ impl<'a> JsonRun<'a> {
             complete: end.complete,
             exit_code: end.exit_code,
             policies: &policies.sources,
+            source_report: meta.source_report.as_ref(),
         }
     }
 }
@@ -114,6 +121,7 @@ struct JsonWaiverEntry<'a> {
     reason: &'a str,
     expires: String,
     state: WaiverState,
+    days_left: i64,
     #[serde(flatten)]
     about: WaiverAbout<'a>,
 }
@@ -207,19 +215,14 @@ impl Serialize for SpooledLines<'_> {
 
 impl JsonWriter {
     /// Opens `dir/.STEM.json.tmp` and the spool `dir/.STEM.json.lines.tmp`.
-    pub(crate) fn create(
-        dir: &Path,
-        stem: &str,
-        meta: RunMeta,
-        policies: Arc<PolicySet>,
-    ) -> Result<JsonWriter, ReportError> {
-        let out = AtomicFile::create(dir, &file_name(stem, ".json"))?;
-        let spool = TempFile::create_new(dir.join(temp_name(&file_name(stem, ".json.lines"))))?;
+    pub(crate) fn create(o: &Opening<'_>) -> Result<JsonWriter, ReportError> {
+        let out = AtomicFile::create(o.dir, &file_name(o.stem, ".json"))?;
+        let spool = TempFile::create_new(o.dir.join(temp_name(&file_name(o.stem, ".json.lines"))))?;
         Ok(JsonWriter {
             out,
             spool,
-            meta,
-            policies,
+            meta: o.meta.clone(),
+            policies: Arc::clone(o.policies),
         })
     }
 }
@@ -271,12 +274,8 @@ impl ReportWriter for JsonWriter {
             .map_err(|source| ReportError::Io { path, source })
     }
 
-    fn finish(
-        mut self: Box<Self>,
-        summary: &Summary,
-        end: &RunEnd,
-        waivers: &[WaiverState],
-    ) -> Result<Vec<Sealed>, ReportError> {
+    fn finish(mut self: Box<Self>, closing: &Closing<'_>) -> Result<Vec<Sealed>, ReportError> {
+        let (summary, end): (&Summary, _) = (closing.summary, closing.end);
         let this = &mut *self;
         let p = &*this.policies;
         let meta = &this.meta;
@@ -308,15 +307,26 @@ impl ReportWriter for JsonWriter {
                 .waivers
                 .iter()
                 .enumerate()
-                .map(|(i, w)| JsonWaiverEntry {
-                    rule: &w.rule,
-                    line: &w.line,
-                    reason: &w.reason,
-                    expires: w.expires.format("%Y-%m-%d").to_string(),
-                    state: waivers.get(i).copied().unwrap_or(WaiverState::Unused),
-                    about: WaiverAbout::of(w),
+                .map(|(i, w)| {
+                    let entry = summary.waivers.get(i);
+                    JsonWaiverEntry {
+                        rule: &w.rule,
+                        line: &w.line,
+                        reason: &w.reason,
+                        expires: w.expires.format("%Y-%m-%d").to_string(),
+                        state: entry.map_or(WaiverState::Unused, |e| e.state),
+                        days_left: entry.map_or_else(
+                            || (w.expires - meta.started_at.date_naive()).num_days(),
+                            |e| e.days_left,
+                        ),
+                        about: WaiverAbout::of(w),
+                    }
                 })
                 .collect(),
+            removed_lines: summary
+                .changes
+                .is_some()
+                .then_some(summary.removed_lines.as_slice()),
             lines: SpooledLines {
                 reader: RefCell::new(&mut spooled),
                 read_error: RefCell::new(None),

@@ -128,8 +128,15 @@ async fn waiver_metadata_reaches_json_csv_and_summary_and_audit_warns_once() {
     };
     let doc: Value = serde_json::from_str(&std::fs::read_to_string(report(".json")).expect("read"))
         .expect("JSON");
+    let mut first = doc["waivers"][0].clone();
+    let days_left = first
+        .as_object_mut()
+        .and_then(|o| o.remove("days_left"))
+        .and_then(|d| d.as_i64())
+        .expect("days_left");
+    assert!(days_left > 365, "expires 2099-12-31: {days_left}");
     assert_eq!(
-        doc["waivers"][0],
+        first,
         json!({"rule": "NO-AUTO-ANSWER", "line": "L1", "reason": "Warehouse intercom",
                "expires": "2099-12-31", "state": "applied", "ticket": "SEC-142",
                "owner": "facilities@example.com", "label": "Warehouse, dock 4"})

@@ -3,15 +3,18 @@
 //! CSV headers, CSV and report readers, the simulator harness).
 
 mod common;
+mod html_dom;
 
 mod authoring_names;
 mod authoring_waivers;
 mod cli;
+mod evaluate_drift;
 mod first_hour;
 mod hardening_api;
 mod hardening_body;
 mod hardening_eval;
 mod hardening_io;
+mod people_reports;
 mod policy_cases;
 mod policy_load;
 mod progress;

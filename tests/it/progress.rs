@@ -50,6 +50,9 @@ fn settings(base: &str, out: &Path, rate: Rate, concurrency: usize) -> AuditSett
             formats: ptt_audit::settings::DEFAULT_FORMATS.to_vec(),
             fail_on: ptt_audit::settings::FailOn::Never,
             previous: None,
+            findings: ptt_audit::settings::DEFAULT_FINDINGS,
+            csv_bom: false,
+            warn_expiring_days: ptt_audit::settings::DEFAULT_WARN_EXPIRING_DAYS,
         },
         eval_timeout: ptt_audit::settings::DEFAULT_EVAL_TIMEOUT,
     }
