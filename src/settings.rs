@@ -9,7 +9,7 @@ use url::Url;
 
 use crate::model::Severity;
 use crate::report::Format;
-use crate::webex::Token;
+use crate::webex::TokenSource;
 
 /// Default `--policies`.
 pub const DEFAULT_POLICIES: &str = "policies";
@@ -37,6 +37,10 @@ pub const DEFAULT_EVAL_TIMEOUT: Duration = Duration::from_secs(2);
 pub const DEFAULT_FAIL_ON: FailOn = FailOn::Low;
 /// Environment variable holding the token when `--token-file` is not given.
 pub const TOKEN_ENV: &str = "WEBEX_TOKEN";
+/// Environment variable naming the config file when `--config` is not given.
+pub const CONFIG_ENV: &str = "PTT_AUDIT_CONFIG";
+/// The `--previous` value that means "the newest complete report in `--out`".
+pub const PREVIOUS_LATEST: &str = "latest";
 
 /// How fast requests may start, all lines and retries together.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -114,8 +118,9 @@ pub struct ApiSettings {
     pub base_url: Url,
     /// Sent as `orgId` on every request.
     pub org_id: Option<String>,
-    /// The bearer token (redacted in `Debug`).
-    pub token: Token,
+    /// Where the bearer token comes from: fixed, or refreshed from credentials
+    /// (redacted in `Debug`).
+    pub token: TokenSource,
     /// Requests per second for the whole run.
     pub rate: Rate,
     /// Requests in flight at most.
@@ -135,8 +140,11 @@ pub struct ReportSettings {
     pub formats: Vec<Format>,
     /// Lowest severity of a failure that makes the exit code 1.
     pub fail_on: FailOn,
-    /// A previous report to compare with.
+    /// A previous report to compare with: a report file, or a folder, meaning the
+    /// newest complete report in it written before this run.
     pub previous: Option<PathBuf>,
+    /// After the run, keep only the newest this many report sets in `out`.
+    pub keep: Option<usize>,
 }
 
 impl ReportSettings {
@@ -148,6 +156,7 @@ impl ReportSettings {
             formats: DEFAULT_FORMATS.to_vec(),
             fail_on: DEFAULT_FAIL_ON,
             previous: None,
+            keep: None,
         }
     }
 }

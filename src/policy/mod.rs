@@ -33,10 +33,10 @@ mod check;
 mod error;
 pub(crate) mod expr;
 mod load;
-mod raw;
+pub(crate) mod raw;
 mod sample;
 mod schema;
-mod suggest;
+pub(crate) mod suggest;
 
 pub use error::{Diagnostic, PolicyErrors};
 pub use load::{load, load_str};

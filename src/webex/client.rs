@@ -13,6 +13,7 @@ use url::Url;
 
 use super::decide::{backoff, decide, not_audited, Attempt, ForLine, ForRun, Tries, Wait};
 use super::pace::Pacer;
+use super::source::TokenSource;
 use super::stop::{Stop, StopReason};
 use super::token::Token;
 use crate::model::{ErrorKind, LineError};
@@ -104,22 +105,27 @@ pub struct Fetched {
     pub attempts: u32,
 }
 
-/// The API client for one run: one connection pool, one pacer, one stop signal.
+/// The API client for one run: one connection pool, one pacer, one stop signal, one
+/// token source (every request takes its token from it: the token may be refreshed).
 #[derive(Debug, Clone)]
 pub struct WebexClient {
-    http: reqwest::Client,
-    lines_url: Arc<str>,
-    org_query: Option<Arc<str>>,
+    pub(super) http: reqwest::Client,
+    pub(super) lines_url: Arc<str>,
+    pub(super) org_query: Option<Arc<str>>,
     max_retries: u32,
     pacer: Arc<Pacer>,
     stop: Stop,
+    pub(super) token: TokenSource,
 }
 
 impl WebexClient {
     /// Builds the client. `stop` is shared with whoever else may stop the run.
-    pub fn new(config: &ClientConfig, token: &Token, stop: Stop) -> Result<Self, ClientError> {
+    pub fn new(
+        config: &ClientConfig,
+        token: &TokenSource,
+        stop: Stop,
+    ) -> Result<Self, ClientError> {
         let mut headers = HeaderMap::new();
-        headers.insert(AUTHORIZATION, token.bearer_header());
         headers.insert(
             reqwest::header::ACCEPT,
             HeaderValue::from_static("application/json"),
@@ -143,6 +149,7 @@ impl WebexClient {
             max_retries: config.max_retries,
             pacer: Arc::new(Pacer::new(config.rate)),
             stop,
+            token: token.clone(),
         })
     }
 
@@ -175,11 +182,38 @@ impl WebexClient {
             if self.unless_stopped(self.pacer.acquire()).await.is_none() {
                 return Err(self.not_audited(tries.attempts, None));
             }
+            // Waits while the token is being refreshed; fails once the run has no token.
+            let (generation, token) = match self.unless_stopped(self.token.current()).await {
+                Some(Ok(current)) => current,
+                None | Some(Err(_)) => return Err(self.not_audited(tries.attempts, None)),
+            };
             tries.attempts += 1;
-            let Some(attempt) = self.unless_stopped(self.send(&url)).await else {
+            let Some(attempt) = self.unless_stopped(self.send(&url, &token)).await else {
                 return Err(self.not_audited(tries.attempts, None));
             };
             let decision = decide(&attempt, &mut tries, SystemTime::now());
+            if decision.run == ForRun::Unauthorized {
+                self.pacer.answered();
+                match self
+                    .unless_stopped(self.token.renew_after_refusal(generation))
+                    .await
+                {
+                    None => return Err(self.not_audited(tries.attempts, None)),
+                    // Renewed: sent again with the new token, no retry spent.
+                    Some(Ok(())) => continue,
+                    Some(Err(failure)) => {
+                        self.stop.trigger(StopReason::Unauthorized);
+                        let ForLine::GiveUp(mut error) = decision.line else {
+                            unreachable!("a 401 always gives the line up")
+                        };
+                        error.message = format!("{failure}; {}", error.message);
+                        return Err(error);
+                    }
+                }
+            }
+            if matches!(attempt, Attempt::Answer { .. }) {
+                self.token.accepted(generation);
+            }
             self.tell_run(decision.run);
             let (error, wait) = match decision.line {
                 ForLine::Done(settings) => {
@@ -245,14 +279,12 @@ impl WebexClient {
             ForRun::Throttled { retry_after } => {
                 self.pacer.throttled(retry_after);
             }
-            ForRun::Unauthorized => {
-                self.pacer.answered();
-                self.stop.trigger(StopReason::Unauthorized);
-            }
+            // Handled before: the token source decides whether the run stops.
+            ForRun::Unauthorized => self.pacer.answered(),
         }
     }
 
-    async fn send(&self, url: &str) -> Attempt {
+    async fn send(&self, url: &str, token: &Token) -> Attempt {
         // A version-4 UUID from the thread's RNG: `Uuid::new_v4` asks the kernel for
         // fresh randomness on every call, a system call per request.
         let id = uuid::Builder::from_random_bytes(rand::random()).into_uuid();
@@ -260,6 +292,7 @@ impl WebexClient {
         let result = self
             .http
             .get(url)
+            .header(AUTHORIZATION, token.bearer_header())
             .header("TrackingID", tracking)
             .send()
             .await;
@@ -326,7 +359,7 @@ mod tests {
             max_retries: 0,
             rate: None,
         };
-        let token = Token::new("t", "test").unwrap();
+        let token = Token::new("t", "test").unwrap().into();
         let c = WebexClient::new(&config, &token, Stop::default()).unwrap();
         assert_eq!(
             c.ptt_url("a/b?c#d%e é"),
