@@ -37,6 +37,14 @@ pub enum CompareError {
         /// The file.
         path: PathBuf,
     },
+    /// A JSON report (without its findings CSV) could not be read.
+    #[error("{path}: not a ptt-audit JSON report: {message}")]
+    Json {
+        /// The file.
+        path: PathBuf,
+        /// The parser's explanation.
+        message: String,
+    },
     /// A row could not be parsed.
     #[error("{path}:{line}: malformed CSV: {message}")]
     Csv {
@@ -59,9 +67,15 @@ fn key(line_id: &str, rule_id: &str) -> u64 {
 
 impl Previous {
     /// Reads a previous `STEM-findings.csv`; given `STEM.json` or `STEM-lines.csv`, reads
-    /// the findings CSV next to it.
+    /// the findings CSV next to it, or the JSON itself when there is none (a run with
+    /// `--format json`).
     pub(crate) fn load(path: &Path) -> Result<Previous, CompareError> {
-        let path = findings_path(path);
+        let findings = findings_path(path);
+        let is_json = path.extension().is_some_and(|e| e == "json");
+        if is_json && !findings.exists() && path.exists() {
+            return Previous::load_json(path);
+        }
+        let path = findings;
         let file = std::fs::File::open(&path).map_err(|source| CompareError::Io {
             path: path.clone(),
             source,
@@ -94,6 +108,45 @@ impl Previous {
             // Cells were neutralised on the way out (a leading `'`); undo that so the
             // IDs match what the API and the policies use.
             statuses.insert(key(unneutralise(line), unneutralise(rule)), status);
+        }
+        Ok(Previous { statuses })
+    }
+
+    /// Reads the results of a JSON report (`lines[].id`, `lines[].results[]`).
+    fn load_json(path: &Path) -> Result<Previous, CompareError> {
+        #[derive(serde::Deserialize)]
+        struct Report {
+            lines: Vec<Line>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Line {
+            id: String,
+            #[serde(default)]
+            results: Vec<Result>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Result {
+            rule_id: String,
+            status: String,
+        }
+        let file = std::fs::File::open(path).map_err(|source| CompareError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let report: Report =
+            serde_json::from_reader(std::io::BufReader::new(file)).map_err(|e| {
+                CompareError::Json {
+                    path: path.to_path_buf(),
+                    message: e.to_string(),
+                }
+            })?;
+        let mut statuses = HashMap::new();
+        for line in report.lines {
+            for r in line.results {
+                if let Some(status) = RuleStatus::parse(&r.status) {
+                    statuses.insert(key(&line.id, &r.rule_id), status);
+                }
+            }
         }
         Ok(Previous { statuses })
     }

@@ -26,7 +26,7 @@ use crate::model::{ErrorKind, LineError, LineReport, LineStatus};
 use crate::policy::PolicySet;
 use crate::report::{Reports, RunEnd, RunMeta, Summary};
 use crate::settings::{AuditSettings, FailOn};
-use crate::webex::{ClientConfig, Stop, StopReason, WebexClient};
+use crate::webex::{AuthFailure, ClientConfig, Stop, StopReason, WebexClient};
 
 /// How far ahead of the oldest unfinished line the run may start lines: bounds the
 /// results held for reordering, independently of `--concurrency`.
@@ -64,6 +64,8 @@ pub struct Outcome {
     pub stopped: Option<StopReason>,
     /// Every line requested answered 404: most likely a wrong `--base-url` or org.
     pub all_not_found: bool,
+    /// Why the run lost its token (which credential to renew), when it did.
+    pub auth_failure: Option<AuthFailure>,
 }
 
 /// Runs one audit. Problems with the settings are errors (exit 2); everything that
@@ -76,6 +78,9 @@ pub async fn run(
     progress: &Progress,
 ) -> anyhow::Result<Outcome> {
     let (api, out) = (&settings.api, &settings.report);
+    // Before anything else: a second run into the folder stops here, having requested
+    // nothing. Held until this function returns.
+    let _lock = crate::report::lock_out_dir(&out.out).map_err(UsageError::from)?;
     let client_config = ClientConfig {
         base_url: api.base_url.clone(),
         org_id: api.org_id.clone(),
@@ -85,6 +90,9 @@ pub async fn run(
     };
     let client =
         WebexClient::new(&client_config, &api.token, stop.clone()).map_err(UsageError::from)?;
+    // A token that is missing or about to expire is refreshed (and saved) before the
+    // first request; credentials that cannot give one stop the run here (exit 2).
+    api.token.prepare().await.map_err(UsageError::from)?;
     let started_at = Utc::now();
     let clock = Instant::now();
     let today = started_at.date_naive();
@@ -96,7 +104,7 @@ pub async fn run(
         tool_version: env!("CARGO_PKG_VERSION").to_string(),
     };
     let previous = match &out.previous {
-        Some(path) => Some(crate::compare::Previous::load(path).map_err(UsageError::from)?),
+        Some(path) => load_previous(path)?,
         None => None,
     };
     let mut reports = Reports::create(&out.out, &out.formats, meta, policies.clone())
@@ -155,6 +163,8 @@ pub async fn run(
         progress.done.fetch_add(1, Ordering::Relaxed);
     }
 
+    // A refresh that a stopped line started still finishes (and saves the new tokens).
+    api.token.settle().await;
     let stopped = stop.reason();
     let exit = exit_code(reports.summary(), out.fail_on, stopped);
     let end = RunEnd {
@@ -163,7 +173,11 @@ pub async fn run(
         complete: stopped.is_none() && reports.summary().lines.not_audited == 0,
         exit_code: i32::from(exit.code()),
     };
+    let stem = reports.stem().to_string();
     let (summary, paths) = reports.finish(end).context("cannot finish the reports")?;
+    if let Some(keep) = out.keep {
+        apply_retention(&out.out, keep, &stem);
+    }
     tracing::info!(
         exit_code = exit.code(),
         seconds = clock.elapsed().as_secs_f64(),
@@ -176,7 +190,64 @@ pub async fn run(
         exit,
         stopped,
         all_not_found: read == 0 && not_found > 1 && not_found == requested,
+        auth_failure: api.token.failure().await,
     })
+}
+
+/// The previous report to compare with: `path` itself, or for a folder the newest
+/// complete report in it (none there: no comparison, not an error).
+fn load_previous(path: &std::path::Path) -> Result<Option<crate::compare::Previous>, UsageError> {
+    let file = if path.is_dir() {
+        let latest = crate::report::retention::latest_complete(path).map_err(|source| {
+            crate::compare::CompareError::Io {
+                path: path.to_path_buf(),
+                source,
+            }
+        })?;
+        match latest {
+            Some(file) => {
+                tracing::info!(previous = %file.display(), "comparing with the newest complete report");
+                file
+            }
+            None => {
+                tracing::info!(
+                    folder = %path.display(),
+                    "no complete earlier report in the folder: nothing to compare with"
+                );
+                return Ok(None);
+            }
+        }
+    } else {
+        path.to_path_buf()
+    };
+    Ok(Some(crate::compare::Previous::load(&file)?))
+}
+
+/// `--keep`: removes the older report sets, logging what it did. A file that cannot be
+/// removed costs disk space, not the run: a warning.
+fn apply_retention(dir: &std::path::Path, keep: usize, current: &str) {
+    match crate::report::retention::keep_newest(dir, keep, current) {
+        Ok(r) => {
+            if r.sets > 0 {
+                tracing::info!(
+                    folder = %dir.display(),
+                    sets = r.sets,
+                    files = r.removed.len(),
+                    keep,
+                    "removed older report sets (--keep)"
+                );
+            }
+            for file in &r.removed {
+                tracing::debug!(file = %file.display(), "removed an older report file");
+            }
+            for (file, e) in &r.failed {
+                tracing::warn!(file = %file.display(), "cannot remove an older report file: {e}");
+            }
+        }
+        Err(e) => {
+            tracing::warn!(folder = %dir.display(), "cannot list the report folder for --keep: {e}")
+        }
+    }
 }
 
 /// The contract's exit code for a finished run.

@@ -17,14 +17,18 @@
 //!
 //! Layout: the set of a run's reports in `set`, the summary counts in `counts`, file
 //! names in `naming`, `--format` and the `ReportWriter` interface in `format`, and
-//! one module per format (`json`, [`csv`]).
+//! one module per format (`json`, [`csv`]). `lock` keeps a second run out of the
+//! folder; `retention` finds the folder's report sets for `--keep` and
+//! `--previous latest`.
 
 mod atomic;
 mod counts;
 pub mod csv;
 mod format;
 mod json;
+mod lock;
 mod naming;
+pub(crate) mod retention;
 mod set;
 mod summary;
 
@@ -42,6 +46,8 @@ pub use self::csv::neutralise;
 pub(crate) use self::csv::unneutralise;
 pub(crate) use self::format::ReportWriter;
 pub use self::format::{Format, FormatError};
+pub(crate) use self::lock::lock_out_dir;
+pub use self::lock::{LockError, OutLock, LOCK_FILE};
 pub use self::set::Reports;
 pub use self::summary::render_summary;
 
