@@ -8,10 +8,11 @@ use ptt_audit::exit::{Exit, UsageError};
 use ptt_audit::job::{self, Progress};
 use ptt_audit::report::Format;
 use ptt_audit::settings::{
-    ApiSettings, AuditSettings, FailOn, Rate, ReportSettings, DEFAULT_CONCURRENCY,
-    DEFAULT_MAX_RETRIES, DEFAULT_OUT, DEFAULT_POLICIES, MAX_CONCURRENCY, TOKEN_ENV,
+    ApiSettings, AuditSettings, FailOn, Rate, ReportSettings, CONFIG_ENV, DEFAULT_CONCURRENCY,
+    DEFAULT_MAX_RETRIES, DEFAULT_OUT, DEFAULT_POLICIES, MAX_CONCURRENCY, PREVIOUS_LATEST,
+    TOKEN_ENV,
 };
-use ptt_audit::webex::{parse_base_url, Stop, Token, DEFAULT_BASE_URL};
+use ptt_audit::webex::{parse_base_url, Credentials, Stop, Token, TokenSource, DEFAULT_BASE_URL};
 
 use super::Ui;
 
@@ -75,18 +76,55 @@ pub struct AuditArgs {
     #[arg(long, value_name = "URL", env = "WEBEX_BASE_URL", default_value = DEFAULT_BASE_URL)]
     pub base_url: String,
 
-    /// A previous report to compare with (its `-findings.csv`, or its `.json` next to
-    /// one): fills the findings' `change` column (`new`, `unchanged`, `regressed`,
-    /// `resolved`, `changed`) and adds the counts to the summary.
-    #[arg(long, value_name = "FILE")]
+    /// A previous report to compare with (its `-findings.csv`, or its `.json`): fills
+    /// the findings' `change` column (`new`, `unchanged`, `regressed`, `resolved`,
+    /// `changed`) and adds the counts to the summary. `latest`: the newest complete
+    /// report in --out (none yet: no comparison); a folder: the same within it.
+    #[arg(long, value_name = "FILE|DIR|latest")]
     pub previous: Option<PathBuf>,
+
+    /// After this run's reports are in place, delete all but the newest N report sets
+    /// in --out (only files named like reports).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub keep: Option<u32>,
 
     /// File holding the API token (else the WEBEX_TOKEN environment variable). There is
     /// deliberately no flag that takes the token itself: command lines are visible to
     /// every user of the machine.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "credentials")]
     pub token_file: Option<PathBuf>,
+
+    /// Credentials of an integration or service app (TOML: client_id, client_secret,
+    /// refresh_token; mode 600): the access token is refreshed when needed and the
+    /// file rewritten with it. For unattended runs.
+    #[arg(long, value_name = "FILE")]
+    pub credentials: Option<PathBuf>,
+
+    /// A TOML file of options (keys: the long options with `_` for `-`); the command
+    /// line and the environment win over it. See the example below.
+    #[arg(long, value_name = "FILE", env = CONFIG_ENV)]
+    pub config: Option<PathBuf>,
 }
+
+/// The example config of `audit --help` and the README (kept in one place).
+pub const CONFIG_EXAMPLE: &str = "\
+Unattended runs (see the README, \"Running unattended\"): put the options in a config file,
+e.g. /etc/ptt-audit/config.toml (keys are the long options with _ for -; relative paths
+are relative to the file's folder; the command line and the environment win over it):
+
+    credentials = \"credentials.toml\"   # client_id, client_secret, refresh_token; chmod 600
+    lines = \"ids.csv\"
+    policies = \"policies\"
+    out = \"/var/lib/ptt-audit/reports\"
+    previous = \"latest\"                # compare with the newest complete report in out
+    keep = 60                            # keep the newest 60 report sets
+    fail_on = \"high\"
+    quiet = true
+    log_format = \"json\"
+
+and the cron line becomes:
+
+    15 2 * * *  ptt-audit audit --config /etc/ptt-audit/config.toml >> /var/log/ptt-audit.log 2>&1";
 
 /// The parsed `--format` list (a newtype so clap treats it as one value).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,7 +145,7 @@ fn parse_concurrency(s: &str) -> Result<usize, String> {
     }
 }
 
-fn parse_timeout(s: &str) -> Result<Duration, String> {
+pub(super) fn parse_timeout(s: &str) -> Result<Duration, String> {
     match humantime::parse_duration(s) {
         Ok(d) if !d.is_zero() => Ok(d),
         Ok(_) => Err("the timeout must be longer than zero".into()),
@@ -128,7 +166,20 @@ impl AuditArgs {
     /// into settings, before any request. `token_env` is `WEBEX_TOKEN`'s value.
     pub fn resolve(&self, token_env: Option<String>) -> Result<AuditSettings, UsageError> {
         let base_url = parse_base_url(&self.base_url)?;
-        let token = Token::resolve(self.token_file.as_deref(), token_env)?;
+        let token = token_source(
+            self.credentials.as_deref(),
+            self.token_file.as_deref(),
+            token_env,
+            &base_url,
+            self.timeout,
+        )?;
+        let previous = self.previous.as_ref().map(|p| {
+            if p.as_os_str() == PREVIOUS_LATEST {
+                self.out.clone()
+            } else {
+                p.clone()
+            }
+        });
         Ok(AuditSettings {
             api: ApiSettings {
                 base_url,
@@ -143,10 +194,30 @@ impl AuditArgs {
                 out: self.out.clone(),
                 formats: self.format.0.clone(),
                 fail_on: self.fail_on,
-                previous: self.previous.clone(),
+                previous,
+                keep: self.keep.map(|n| n as usize),
             },
             eval_timeout: self.eval_timeout,
         })
+    }
+}
+
+/// The token of a run: refreshed from `--credentials`, else fixed from `--token-file`
+/// or `WEBEX_TOKEN` (`token_env`). Reads the files, requests nothing.
+pub fn token_source(
+    credentials: Option<&std::path::Path>,
+    token_file: Option<&std::path::Path>,
+    token_env: Option<String>,
+    base_url: &url::Url,
+    timeout: Duration,
+) -> Result<TokenSource, UsageError> {
+    match credentials {
+        Some(path) => Ok(TokenSource::refreshing(
+            Credentials::load(path)?,
+            base_url,
+            timeout,
+        )?),
+        None => Ok(Token::resolve(token_file, token_env)?.into()),
     }
 }
 

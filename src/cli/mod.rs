@@ -6,7 +6,9 @@
 //! that checks them once into `ptt_audit::settings` types, and its driver.
 
 mod audit;
+mod auth;
 mod check;
+pub mod config;
 #[cfg(feature = "simulator")]
 mod demo;
 pub mod log;
@@ -68,7 +70,10 @@ enum Command {
     /// Exit codes: 0 all lines read and no failure at or above --fail-on; 1 some failure
     /// at or above --fail-on; 2 bad invocation, configuration, policy or token; 3 the
     /// audit is incomplete (some line is error, invalid or not_audited).
+    #[command(after_long_help = audit::CONFIG_EXAMPLE)]
     Audit(audit::AuditArgs),
+    /// Check a token or credentials file: does it work, and until when.
+    Auth(auth::AuthArgs),
     /// Validate policy files and list their rules and waivers (exit 0 valid, 2 invalid).
     CheckPolicies(check::CheckArgs),
     /// Run the whole job against a built-in simulated Webex API on 127.0.0.1 (no token
@@ -86,6 +91,7 @@ impl Cli {
         match self.command {
             Command::CheckPolicies(args) => check::run(args, ui),
             Command::Audit(args) => ui::run_async(ui::Threads::One, audit::run(args, ui)),
+            Command::Auth(args) => ui::run_async(ui::Threads::One, auth::run(args, ui)),
             #[cfg(feature = "simulator")]
             Command::Demo(args) => ui::run_async(ui::Threads::One, demo::run(args, ui)),
             #[cfg(feature = "simulator")]
