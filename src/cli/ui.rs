@@ -76,13 +76,16 @@ impl Ui {
     }
 
     /// Prints an audit's summary to stdout, and what went wrong to stderr.
+    /// `-q` prints no summary: a quiet cron job prints nothing unless something is wrong.
     pub fn print_outcome(&self, outcome: &Outcome, policies: &PolicySet) {
-        self.print(&ptt_audit::report::render_summary(
-            &outcome.summary,
-            policies,
-            &outcome.paths,
-            i32::from(outcome.exit.code()),
-        ));
+        if !self.quiet {
+            self.print(&ptt_audit::report::render_summary(
+                &outcome.summary,
+                policies,
+                &outcome.paths,
+                i32::from(outcome.exit.code()),
+            ));
+        }
         let unread = if outcome.summary.lines.not_audited > 0 {
             "Lines not read are marked not_audited; reports were written."
         } else {

@@ -12,4 +12,5 @@ mod policy_load;
 mod reliability;
 mod reports;
 mod simulator;
+mod unattended;
 mod webex_client;
