@@ -125,7 +125,8 @@ pub fn read(path: &Path) -> Result<ConfigFile, ConfigError> {
     std::fs::File::open(path)
         .and_then(|f| f.take(MAX_FILE).read_to_string(&mut text))
         .map_err(unreadable)?;
-    parse(path, &text)
+    // A byte-order mark (Notepad writes one) is not part of the TOML.
+    parse(path, text.strip_prefix('\u{feff}').unwrap_or(&text))
 }
 
 /// Parses `text` as the config file `path`.

@@ -106,7 +106,8 @@ pub struct AuditArgs {
     pub config: Option<PathBuf>,
 }
 
-/// The example config of `audit --help` and the README (kept in one place).
+/// The example config of `audit --help`; the README shows the same (a test checks
+/// that both are accepted).
 pub const CONFIG_EXAMPLE: &str = "\
 Unattended runs (see the README, \"Running unattended\"): put the options in a config file,
 e.g. /etc/ptt-audit/config.toml (keys are the long options with _ for -; relative paths
@@ -117,7 +118,7 @@ are relative to the file's folder; the command line and the environment win over
     policies = \"policies\"
     out = \"/var/lib/ptt-audit/reports\"
     previous = \"latest\"                # compare with the newest complete report in out
-    keep = 60                            # keep the newest 60 report sets
+    keep = 60                          # keep the newest 60 report sets
     fail_on = \"high\"
     quiet = true
     log_format = \"json\"

@@ -205,7 +205,7 @@ impl Simulator {
         let tokens = config
             .oauth
             .map(|oauth| Arc::new(oauth::Tokens::new(oauth, Duration::ZERO)));
-        let clock = Arc::new(server::Clock::new(started));
+        let clock = Arc::new(oauth::Clock::new(started));
         let shared = Arc::new(server::Shared {
             plan: faults::FaultPlan::new(config.faults, config.seed, data.lines.len()),
             data,
@@ -264,7 +264,7 @@ pub struct RunningSimulator {
     pub addr: SocketAddr,
     stats: Arc<SimStats>,
     arrivals: Option<server::Arrivals>,
-    clock: Arc<server::Clock>,
+    clock: Arc<oauth::Clock>,
     tokens: Option<Arc<oauth::Tokens>>,
     stop: watch::Sender<bool>,
     task: Option<JoinHandle<()>>,

@@ -7,10 +7,20 @@
 //! in a millisecond.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use axum::body::Bytes;
+use axum::extract::Request;
+use axum::http::{Method, StatusCode};
+use axum::response::Response;
 use serde_json::json;
+
+use super::server::Shared;
+
+/// Largest token request body read: a form with four short fields.
+const MAX_TOKEN_FORM: usize = 64 * 1024;
 
 /// What the token endpoint accepts and hands out (`SimConfig::oauth`). The values are
 /// made up for the simulator; never put real ones here.
@@ -63,6 +73,61 @@ impl Default for OAuthConfig {
             refresh_token_lifetime: Duration::from_secs(90 * 86_400),
             rotate: false,
         }
+    }
+}
+
+/// The simulator's clock for tokens: real time since start, plus what a test added.
+#[derive(Debug)]
+pub(crate) struct Clock {
+    started: Instant,
+    /// Milliseconds added by `advance`.
+    offset_ms: AtomicU64,
+}
+
+impl Clock {
+    pub(crate) fn new(started: Instant) -> Clock {
+        Clock {
+            started,
+            offset_ms: AtomicU64::new(0),
+        }
+    }
+
+    /// Time since start on this clock.
+    pub(crate) fn now(&self) -> Duration {
+        self.started.elapsed() + Duration::from_millis(self.offset_ms.load(Ordering::Relaxed))
+    }
+
+    pub(crate) fn advance(&self, by: Duration) {
+        let ms = u64::try_from(by.as_millis()).unwrap_or(u64::MAX);
+        self.offset_ms.fetch_add(ms, Ordering::Relaxed);
+    }
+}
+
+impl Shared {
+    /// `POST /v1/access_token`: a form-encoded refresh, answered as Webex does.
+    pub(super) async fn token_endpoint(&self, tid: &str, req: Request) -> Response {
+        self.stats.token_requests.fetch_add(1, Ordering::Relaxed);
+        let Some(tokens) = &self.tokens else {
+            return self.error(StatusCode::NOT_FOUND, tid, "Not found.", None);
+        };
+        if req.method() != Method::POST {
+            return self.error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                tid,
+                "The request method is not supported for this resource.",
+                None,
+            );
+        }
+        let Ok(body) = axum::body::to_bytes(req.into_body(), MAX_TOKEN_FORM).await else {
+            return self.error(StatusCode::BAD_REQUEST, tid, "Unreadable body.", None);
+        };
+        let answer = tokens.exchange(&body, self.clock.now());
+        if answer.status == 200 {
+            self.stats.tokens_issued.fetch_add(1, Ordering::Relaxed);
+        }
+        let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::BAD_REQUEST);
+        let bytes = serde_json::to_vec(&answer.body).unwrap_or_default();
+        self.json(status, tid, Bytes::from(bytes), None)
     }
 }
 

@@ -18,15 +18,14 @@ use tokio::sync::watch;
 use super::data::Dataset;
 use super::faults::{splitmix64, Fault, FaultPlan, OVERSIZED_BODY};
 use super::limit::RateLimit;
-use super::oauth::Tokens;
+use super::oauth::{Clock, Tokens};
 use super::stats::SimStats;
 
 /// The path prefix of both endpoints (the base URL ends in `/v1`).
 const LINES_PATH: &str = "/v1/telephony/config/virtualLines";
 /// The token endpoint (when `SimConfig::oauth` is set).
 const TOKEN_PATH: &str = "/v1/access_token";
-/// Largest token request body read: a form with four short fields.
-const MAX_TOKEN_FORM: usize = 64 * 1024;
+
 const DEFAULT_MAX: usize = 100;
 const MAX_MAX: usize = 1000;
 
@@ -51,33 +50,6 @@ pub(crate) struct Shared {
     pub shutdown: watch::Receiver<bool>,
     /// `host:port` for `Link` URLs when a request has no `Host` header.
     pub authority: String,
-}
-
-/// The simulator's clock for tokens: real time since start, plus what a test added.
-#[derive(Debug)]
-pub(crate) struct Clock {
-    started: Instant,
-    /// Milliseconds added by `advance`.
-    offset_ms: AtomicU64,
-}
-
-impl Clock {
-    pub(crate) fn new(started: Instant) -> Clock {
-        Clock {
-            started,
-            offset_ms: AtomicU64::new(0),
-        }
-    }
-
-    /// Time since start on this clock.
-    pub(crate) fn now(&self) -> Duration {
-        self.started.elapsed() + Duration::from_millis(self.offset_ms.load(Ordering::Relaxed))
-    }
-
-    pub(crate) fn advance(&self, by: Duration) {
-        let ms = u64::try_from(by.as_millis()).unwrap_or(u64::MAX);
-        self.offset_ms.fetch_add(ms, Ordering::Relaxed);
-    }
 }
 
 /// Arrival times of every request, shared with the `RunningSimulator`.
@@ -236,32 +208,6 @@ impl Shared {
             Some(tokens) => tokens.accept(given, self.clock.now()),
             None => self.token.is_none() && !given.is_empty(),
         }
-    }
-
-    /// `POST /v1/access_token`: a form-encoded refresh, answered as Webex does.
-    async fn token_endpoint(&self, tid: &str, req: Request) -> Response {
-        self.stats.token_requests.fetch_add(1, Ordering::Relaxed);
-        let Some(tokens) = &self.tokens else {
-            return self.error(StatusCode::NOT_FOUND, tid, "Not found.", None);
-        };
-        if req.method() != Method::POST {
-            return self.error(
-                StatusCode::METHOD_NOT_ALLOWED,
-                tid,
-                "The request method is not supported for this resource.",
-                None,
-            );
-        }
-        let Ok(body) = axum::body::to_bytes(req.into_body(), MAX_TOKEN_FORM).await else {
-            return self.error(StatusCode::BAD_REQUEST, tid, "Unreadable body.", None);
-        };
-        let answer = tokens.exchange(&body, self.clock.now());
-        if answer.status == 200 {
-            self.stats.tokens_issued.fetch_add(1, Ordering::Relaxed);
-        }
-        let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::BAD_REQUEST);
-        let bytes = serde_json::to_vec(&answer.body).unwrap_or_default();
-        self.json(status, tid, Bytes::from(bytes), None)
     }
 
     fn throttle_window(&self, now: Instant) -> Option<Duration> {
@@ -429,7 +375,13 @@ impl Shared {
     }
 
     /// A Webex-shaped error: `message`, `errors[].description`, `trackingId`.
-    fn error(&self, status: StatusCode, tid: &str, message: &str, code: Option<u32>) -> Response {
+    pub(super) fn error(
+        &self,
+        status: StatusCode,
+        tid: &str,
+        message: &str,
+        code: Option<u32>,
+    ) -> Response {
         let mut detail = serde_json::Map::new();
         detail.insert("description".into(), message.into());
         if let Some(code) = code {
@@ -444,7 +396,13 @@ impl Shared {
         self.json(status, tid, Bytes::from(bytes), None)
     }
 
-    fn json(&self, status: StatusCode, tid: &str, body: Bytes, link: Option<String>) -> Response {
+    pub(super) fn json(
+        &self,
+        status: StatusCode,
+        tid: &str,
+        body: Bytes,
+        link: Option<String>,
+    ) -> Response {
         self.stats.count_status(status.as_u16());
         let mut r = Response::new(Body::from(body));
         *r.status_mut() = status;

@@ -221,7 +221,8 @@ impl Credentials {
         file.take(MAX_FILE)
             .read_to_string(&mut text)
             .map_err(unreadable)?;
-        let mut creds = parse(path, &text)?;
+        // A byte-order mark (Notepad writes one) is not part of the TOML.
+        let mut creds = parse(path, text.strip_prefix('\u{feff}').unwrap_or(&text))?;
         creds.real = real;
         Ok(creds)
     }

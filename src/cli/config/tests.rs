@@ -189,3 +189,38 @@ fn every_audit_option_can_be_a_key() {
     }
     assert!(!keys.iter().any(|k| k == "config" || k == "help"));
 }
+
+/// The example of `audit --help` and the README's are what cron users copy: both must
+/// be accepted as they are, and say the same.
+#[test]
+fn the_help_and_readme_examples_are_valid_configs() {
+    // The first indented block of the help text.
+    let from_help: String = crate::cli::audit::CONFIG_EXAMPLE
+        .lines()
+        .skip_while(|l| !l.starts_with("    "))
+        .map_while(|l| l.strip_prefix("    "))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let readme = include_str!("../../../README.md");
+    let from_readme = readme
+        .split("```toml\n")
+        .map(|rest| rest.split("```").next().unwrap_or(""))
+        .find(|block| block.contains("# /etc/ptt-audit/config.toml"))
+        .expect("the README's config example");
+    for (name, text) in [("help", from_help.as_str()), ("README", from_readme)] {
+        assert!(
+            text.contains("credentials = \"credentials.toml\""),
+            "{name}: {text}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let (cli, e) = run(dir.path(), text, &["audit"]);
+        assert!(e.is_none(), "{name}: {e:?}");
+        let a = audit(cli);
+        assert_eq!(a.keep, Some(60), "{name}");
+        assert_eq!(
+            a.credentials,
+            Some(dir.path().join("credentials.toml")),
+            "{name}"
+        );
+    }
+}

@@ -207,3 +207,10 @@ async fn one_process_at_a_time_holds_the_refresh_lock() {
     drop(held);
     other.try_lock().expect("free once dropped");
 }
+
+#[test]
+fn a_byte_order_mark_is_not_part_of_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = private_file(dir.path(), &format!("\u{feff}{}", good()));
+    assert_eq!(Credentials::load(&path).unwrap().client_id, "C1");
+}

@@ -80,8 +80,9 @@ async fn token_requests(server: &MockServer) -> usize {
 #[tokio::test]
 async fn twenty_requests_refused_at_once_cause_one_refresh_and_are_all_sent_again() {
     let server = MockServer::start().await;
-    // Every line's first request is in flight when the first 401 comes back.
-    api(&server, Duration::from_millis(300), true).await;
+    // Every line's first request is in flight when the first 401 comes back (a
+    // second is a wide margin for sending twenty requests on a busy machine).
+    api(&server, Duration::from_secs(1), true).await;
     Mock::given(method("POST"))
         .and(path("/v1/access_token"))
         .and(body_string_contains("grant_type=refresh_token"))
