@@ -66,6 +66,32 @@ fn key(line_id: &str, rule_id: &str) -> u64 {
 }
 
 impl Previous {
+    /// The previous report `--previous PATH` names: `PATH` itself, or for a folder the
+    /// newest complete report in it (none there: no comparison, not an error).
+    pub(crate) fn resolve(path: &Path) -> Result<Option<Previous>, CompareError> {
+        if !path.is_dir() {
+            return Previous::load(path).map(Some);
+        }
+        let latest =
+            crate::report::retention::latest_complete(path).map_err(|source| CompareError::Io {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        match latest {
+            Some(file) => {
+                tracing::info!(previous = %file.display(), "comparing with the newest complete report");
+                Previous::load(&file).map(Some)
+            }
+            None => {
+                tracing::info!(
+                    folder = %path.display(),
+                    "no complete earlier report in the folder: nothing to compare with"
+                );
+                Ok(None)
+            }
+        }
+    }
+
     /// Reads a previous `STEM-findings.csv`; given `STEM.json` or `STEM-lines.csv`, reads
     /// the findings CSV next to it, or the JSON itself when there is none (a run with
     /// `--format json`).

@@ -11,14 +11,15 @@ use crate::job::{self, Outcome, Progress};
 use crate::policy::PolicySet;
 use crate::settings::{
     ApiSettings, AuditSettings, Rate, ReportSettings, DEFAULT_CONCURRENCY, DEFAULT_EVAL_TIMEOUT,
-    DEFAULT_MAX_RETRIES, DEFAULT_POLICIES,
+    DEFAULT_MAX_BODY, DEFAULT_MAX_RETRIES, DEFAULT_MAX_STALL,
 };
 use crate::simulator::{self, Faults, OAuthConfig, SimConfig, SimStatsSnapshot};
 use crate::webex::{parse_base_url, Credentials, Stop, TokenSource};
 
 /// Faults the demo's simulated API injects: a realistic sprinkling of the failures
 /// the real API shows, all transient except the 404s.
-pub const DEMO_FAULTS: &str = "5xx=0.03,timeout=0.005,reset=0.01,malformed=0.01,404=0.01";
+pub const DEMO_FAULTS: &str =
+    "5xx=0.03,timeout=0.005,reset=0.01,malformed=0.01,404=0.01,oversized=0.003,echo=0.005,wrongtype=0.005";
 /// How many simulated lines the demo audits by default.
 pub const DEMO_LINES: usize = 300;
 /// The demo's default seed.
@@ -39,8 +40,8 @@ pub struct DemoSettings {
     pub lines: usize,
     /// Seed of the simulated data and faults (same seed, same results).
     pub seed: u64,
-    /// Policies to audit with.
-    pub policies: PathBuf,
+    /// Policies to audit with; `None`: `policies/` here, else the built-in pack.
+    pub policies: Option<PathBuf>,
     /// Folder for the reports.
     pub out: PathBuf,
     /// The audit's pace.
@@ -84,17 +85,9 @@ pub async fn run(
     progress: &Progress,
     started: impl FnOnce(&str, usize),
 ) -> anyhow::Result<DemoOutcome> {
-    // Outside the repository there is no `policies/` folder: the demo then uses the
-    // baseline pack built into the binary, so that it works from anywhere.
-    let builtin = settings.policies == Path::new(DEFAULT_POLICIES) && !settings.policies.exists();
-    let (policies, policies_origin) = if builtin {
-        let set =
-            crate::policy::load_str(Path::new("(built-in baseline)"), crate::policy::BASELINE)?;
-        (set, "the baseline pack built into ptt-audit".to_string())
-    } else {
-        let set = job::load_policies(&settings.policies)?;
-        (set, settings.policies.display().to_string())
-    };
+    let origin = job::choose_policies(settings.policies.as_deref());
+    let policies = job::load_policies(&origin)?;
+    let policies_origin = origin.to_string();
     let made_up = || uuid::Uuid::new_v4().simple().to_string();
     let oauth = OAuthConfig {
         client_id: format!("demo-client-{}", made_up()),
@@ -139,6 +132,8 @@ pub async fn run(
             concurrency: DEFAULT_CONCURRENCY,
             timeout: DEMO_TIMEOUT,
             max_retries: DEFAULT_MAX_RETRIES,
+            max_body: DEFAULT_MAX_BODY,
+            max_stall: DEFAULT_MAX_STALL,
         },
         report: ReportSettings::defaults(settings.out),
         eval_timeout: DEFAULT_EVAL_TIMEOUT,

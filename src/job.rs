@@ -10,7 +10,7 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use anyhow::Context as _;
@@ -26,21 +26,26 @@ use crate::model::{ErrorKind, LineError, LineReport, LineStatus};
 use crate::policy::PolicySet;
 use crate::report::{Reports, RunEnd, RunMeta, Summary};
 use crate::settings::{AuditSettings, FailOn};
-use crate::webex::{AuthFailure, ClientConfig, Stop, StopReason, WebexClient};
+use crate::webex::{AuthFailure, ClientConfig, Pace, Pacer, Stop, StopReason, WebexClient};
 
 /// How far ahead of the oldest unfinished line the run may start lines: bounds the
 /// results held for reordering, independently of `--concurrency`.
 pub(crate) const REORDER_WINDOW: usize = 1024;
 
-/// How far a run has got, for a progress display to read while it works.
+/// How far a run has got, for a progress display to read while it works (the library
+/// draws nothing itself).
 #[derive(Debug, Default)]
 pub struct Progress {
     total: AtomicUsize,
     done: AtomicUsize,
+    /// The run's pacer, once it has one: the pace and the 429s are read live from it.
+    pacer: Mutex<Option<Arc<Pacer>>>,
 }
 
 impl Progress {
-    /// Lines finished (written to the reports) so far.
+    /// Lines finished so far: read (or given up) and evaluated, whatever their place in
+    /// the input. A line counts when its result is ready, not when the in-order report
+    /// writer reaches it, so a slow line does not hold the count back.
     pub fn done(&self) -> usize {
         self.done.load(Ordering::Relaxed)
     }
@@ -48,6 +53,20 @@ impl Progress {
     /// Lines the run has to do.
     pub fn total(&self) -> usize {
         self.total.load(Ordering::Relaxed)
+    }
+
+    /// 429s the run has received so far.
+    pub fn throttled(&self) -> u64 {
+        self.pacer().map_or(0, |p| p.throttles())
+    }
+
+    /// How fast requests may start now; `None` before the run has started.
+    pub fn pace(&self) -> Option<Pace> {
+        self.pacer().map(|p| p.pace())
+    }
+
+    fn pacer(&self) -> Option<Arc<Pacer>> {
+        self.pacer.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }
 
@@ -64,6 +83,10 @@ pub struct Outcome {
     pub stopped: Option<StopReason>,
     /// Every line requested answered 404: most likely a wrong `--base-url` or org.
     pub all_not_found: bool,
+    /// The JSON report's `run` object (for a machine-readable summary).
+    pub run: serde_json::Value,
+    /// The `--fail-on` the exit code was judged by.
+    pub fail_on: FailOn,
     /// Why the run lost its token (which credential to renew), when it did.
     pub auth_failure: Option<AuthFailure>,
 }
@@ -87,6 +110,8 @@ pub async fn run(
         timeout: api.timeout,
         max_retries: api.max_retries,
         rate: api.rate.per_second(),
+        max_body: api.max_body,
+        max_stall: api.max_stall,
     };
     let client =
         WebexClient::new(&client_config, &api.token, stop.clone()).map_err(UsageError::from)?;
@@ -104,13 +129,15 @@ pub async fn run(
         tool_version: env!("CARGO_PKG_VERSION").to_string(),
     };
     let previous = match &out.previous {
-        Some(path) => load_previous(path)?,
+        Some(path) => crate::compare::Previous::resolve(path).map_err(UsageError::from)?,
         None => None,
     };
-    let mut reports = Reports::create(&out.out, &out.formats, meta, policies.clone())
+    let mut reports = Reports::create(&out.out, &out.formats, meta.clone(), policies.clone())
         .with_context(|| format!("cannot create reports in {}", out.out.display()))?;
     let total = lines.len();
     progress.total.store(total, Ordering::Relaxed);
+    progress.done.store(0, Ordering::Relaxed);
+    *progress.pacer.lock().unwrap_or_else(|e| e.into_inner()) = Some(client.pacer().clone());
     tracing::info!(
         lines = total,
         rules = policies.rules.len(),
@@ -124,6 +151,11 @@ pub async fn run(
         today,
         settings.eval_timeout,
     ));
+    // Aborted when the run ends, however it ends.
+    let _watchdog = AbortOnDrop(tokio::spawn({
+        let client = client.clone();
+        async move { client.watch_stall().await }
+    }));
     let permits = Arc::new(Semaphore::new(api.concurrency));
     let window = REORDER_WINDOW.max(api.concurrency * 4);
     let mut results = futures::stream::iter(lines.into_iter().enumerate())
@@ -140,9 +172,13 @@ pub async fn run(
             );
             async move {
                 // A panic in one line's task must not sink the run.
-                tokio::spawn(task).await.unwrap_or_else(|e| {
+                let report = tokio::spawn(task).await.unwrap_or_else(|e| {
                     panicked_line(index, id, name, &policies_for_panic, &e.to_string())
-                })
+                });
+                // Counted here, as it completes: the writer below takes lines in input
+                // order, and would hold the count at a slow line while later ones finish.
+                progress.done.fetch_add(1, Ordering::Relaxed);
+                report
             }
         })
         .buffered(window);
@@ -160,7 +196,6 @@ pub async fn run(
         reports
             .write_line(&report)
             .context("cannot write the reports")?;
-        progress.done.fetch_add(1, Ordering::Relaxed);
     }
 
     // A refresh that a stopped line started still finishes (and saves the new tokens).
@@ -169,14 +204,16 @@ pub async fn run(
     let exit = exit_code(reports.summary(), out.fail_on, stopped);
     let end = RunEnd {
         finished_at: Utc::now(),
-        // A run stopped by a 401 is incomplete even when the refused line was its last.
+        // A run stopped by a 401 (or the 403 rule) is incomplete even when the refused
+        // line was its last.
         complete: stopped.is_none() && reports.summary().lines.not_audited == 0,
         exit_code: i32::from(exit.code()),
     };
     let stem = reports.stem().to_string();
+    let run = crate::report::run_object(&meta, &end, &policies);
     let (summary, paths) = reports.finish(end).context("cannot finish the reports")?;
     if let Some(keep) = out.keep {
-        apply_retention(&out.out, keep, &stem);
+        crate::report::retention::apply(&out.out, keep, &stem);
     }
     tracing::info!(
         exit_code = exit.code(),
@@ -185,6 +222,8 @@ pub async fn run(
         "audit finished"
     );
     Ok(Outcome {
+        run,
+        fail_on: out.fail_on,
         summary,
         paths,
         exit,
@@ -194,66 +233,26 @@ pub async fn run(
     })
 }
 
-/// The previous report to compare with: `path` itself, or for a folder the newest
-/// complete report in it (none there: no comparison, not an error).
-fn load_previous(path: &std::path::Path) -> Result<Option<crate::compare::Previous>, UsageError> {
-    let file = if path.is_dir() {
-        let latest = crate::report::retention::latest_complete(path).map_err(|source| {
-            crate::compare::CompareError::Io {
-                path: path.to_path_buf(),
-                source,
-            }
-        })?;
-        match latest {
-            Some(file) => {
-                tracing::info!(previous = %file.display(), "comparing with the newest complete report");
-                file
-            }
-            None => {
-                tracing::info!(
-                    folder = %path.display(),
-                    "no complete earlier report in the folder: nothing to compare with"
-                );
-                return Ok(None);
-            }
-        }
-    } else {
-        path.to_path_buf()
-    };
-    Ok(Some(crate::compare::Previous::load(&file)?))
-}
+/// Aborts a spawned task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
 
-/// `--keep`: removes the older report sets, logging what it did. A file that cannot be
-/// removed costs disk space, not the run: a warning.
-fn apply_retention(dir: &std::path::Path, keep: usize, current: &str) {
-    match crate::report::retention::keep_newest(dir, keep, current) {
-        Ok(r) => {
-            if r.sets > 0 {
-                tracing::info!(
-                    folder = %dir.display(),
-                    sets = r.sets,
-                    files = r.removed.len(),
-                    keep,
-                    "removed older report sets (--keep)"
-                );
-            }
-            for file in &r.removed {
-                tracing::debug!(file = %file.display(), "removed an older report file");
-            }
-            for (file, e) in &r.failed {
-                tracing::warn!(file = %file.display(), "cannot remove an older report file: {e}");
-            }
-        }
-        Err(e) => {
-            tracing::warn!(folder = %dir.display(), "cannot list the report folder for --keep: {e}")
-        }
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
 /// The contract's exit code for a finished run.
 pub(crate) fn exit_code(summary: &Summary, fail_on: FailOn, stopped: Option<StopReason>) -> Exit {
-    if stopped == Some(StopReason::Unauthorized) {
-        return Exit::Usage;
+    match stopped {
+        // Nothing useful was audited, and the cause is the invocation or the token.
+        Some(StopReason::Unauthorized | StopReason::Forbidden { .. }) => return Exit::Usage,
+        // A run that made no progress is incomplete even if its last line was read as
+        // the stop came.
+        Some(StopReason::Stalled { .. } | StopReason::Unreachable { .. }) => {
+            return Exit::Incomplete
+        }
+        Some(StopReason::Interrupted) | None => {}
     }
     if summary.is_incomplete() {
         return Exit::Incomplete;
@@ -362,15 +361,62 @@ async fn audit_line(
     }
 }
 
+/// Where a run's policies came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PolicyOrigin {
+    /// A file or folder: `--policies`, or `policies/` in the current folder.
+    Path(PathBuf),
+    /// The baseline pack compiled into the binary (no `--policies`, no `policies/`).
+    BuiltIn,
+}
+
+impl std::fmt::Display for PolicyOrigin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PolicyOrigin::Path(p) => write!(f, "{}", p.display()),
+            PolicyOrigin::BuiltIn => f.write_str("the baseline pack built into ptt-audit"),
+        }
+    }
+}
+
+/// The name the built-in pack's positions are reported under.
+pub const BUILT_IN_NAME: &str = "(built-in baseline)";
+
+/// Which policies a run uses: `given` if there is one; else `policies/` in the current
+/// folder if it exists; else the built-in baseline pack, so that an installed binary
+/// works from any folder (cron's is rarely the repository).
+pub fn choose_policies(given: Option<&std::path::Path>) -> PolicyOrigin {
+    match given {
+        Some(path) => PolicyOrigin::Path(path.to_path_buf()),
+        None if std::path::Path::new(crate::settings::DEFAULT_POLICIES).exists() => {
+            PolicyOrigin::Path(PathBuf::from(crate::settings::DEFAULT_POLICIES))
+        }
+        None => PolicyOrigin::BuiltIn,
+    }
+}
+
+/// Loads policies, every problem collected, from a file, a folder or the built-in pack.
+pub fn load_from(origin: &PolicyOrigin) -> Result<PolicySet, UsageError> {
+    Ok(match origin {
+        PolicyOrigin::Path(path) => crate::policy::load(path)?,
+        PolicyOrigin::BuiltIn => {
+            crate::policy::load_str(std::path::Path::new(BUILT_IN_NAME), crate::policy::BASELINE)?
+        }
+    })
+}
+
 /// Loads the policies to audit with: valid, and with at least one enabled rule, since
 /// an audit against nothing would report every line compliant.
-pub fn load_policies(path: &std::path::Path) -> Result<PolicySet, UsageError> {
-    let set = crate::policy::load(path)?;
+pub fn load_policies(origin: &PolicyOrigin) -> Result<PolicySet, UsageError> {
+    let set = load_from(origin)?;
     if set.rules.iter().any(|r| r.enabled) {
         Ok(set)
     } else {
         Err(UsageError::NoEnabledRule {
-            path: path.to_path_buf(),
+            path: match origin {
+                PolicyOrigin::Path(p) => p.clone(),
+                PolicyOrigin::BuiltIn => PathBuf::from(BUILT_IN_NAME),
+            },
         })
     }
 }

@@ -8,11 +8,13 @@ use ptt_audit::exit::{Exit, UsageError};
 use ptt_audit::job::{self, Progress};
 use ptt_audit::report::Format;
 use ptt_audit::settings::{
-    ApiSettings, AuditSettings, FailOn, Rate, ReportSettings, CONFIG_ENV, DEFAULT_CONCURRENCY,
-    DEFAULT_MAX_RETRIES, DEFAULT_OUT, DEFAULT_POLICIES, MAX_CONCURRENCY, PREVIOUS_LATEST,
-    TOKEN_ENV,
+    parse_size, ApiSettings, AuditSettings, FailOn, Rate, ReportSettings, CONFIG_ENV,
+    DEFAULT_CONCURRENCY, DEFAULT_MAX_RETRIES, DEFAULT_OUT, DEFAULT_WARN_EXPIRING_DAYS,
+    MAX_CONCURRENCY, PREVIOUS_LATEST, TOKEN_ENV,
 };
-use ptt_audit::webex::{parse_base_url, Credentials, Stop, Token, TokenSource, DEFAULT_BASE_URL};
+use ptt_audit::webex::{
+    loose_token_file, parse_base_url, Credentials, Stop, Token, TokenSource, DEFAULT_BASE_URL,
+};
 
 use super::Ui;
 
@@ -33,9 +35,10 @@ pub struct AuditArgs {
     #[arg(long, value_name = "ORG", env = "WEBEX_ORG_ID")]
     pub org_id: Option<String>,
 
-    /// A policy `.toml` file or a folder of them.
-    #[arg(long, value_name = "PATH", default_value = DEFAULT_POLICIES)]
-    pub policies: PathBuf,
+    /// A policy `.toml` file or a folder of them [default: `policies` in the current
+    /// folder if it exists, else the baseline pack built into ptt-audit].
+    #[arg(long, value_name = "PATH")]
+    pub policies: Option<PathBuf>,
 
     /// Folder for the reports (created if missing).
     #[arg(long, value_name = "DIR", default_value = DEFAULT_OUT)]
@@ -67,6 +70,16 @@ pub struct AuditArgs {
     /// `error` ("evaluation took too long") and the run goes on.
     #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_eval_timeout)]
     pub eval_timeout: Duration,
+
+    /// Largest answer body read, in bytes or with a unit (`8MiB`, `512KiB`); a larger
+    /// one is a `decode` error for that line and is never held in memory whole.
+    #[arg(long, value_name = "SIZE", default_value = "8MiB", value_parser = parse_size)]
+    pub max_body: u64,
+
+    /// Stop the run when no answer has been a success (2xx) for this long (a server
+    /// that throttles or fails forever): unread lines become `not_audited`, exit 3.
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_max_stall)]
+    pub max_stall: Duration,
 
     /// Lowest severity of a failure that makes the exit code 1.
     #[arg(long, value_name = "SEVERITY", value_enum, default_value = "low")]
@@ -147,10 +160,18 @@ fn parse_concurrency(s: &str) -> Result<usize, String> {
 }
 
 pub(super) fn parse_timeout(s: &str) -> Result<Duration, String> {
+    parse_duration(s, "the timeout", "30s or 2m")
+}
+
+fn parse_max_stall(s: &str) -> Result<Duration, String> {
+    parse_duration(s, "--max-stall", "10m or 1h")
+}
+
+fn parse_duration(s: &str, what: &str, example: &str) -> Result<Duration, String> {
     match humantime::parse_duration(s) {
         Ok(d) if !d.is_zero() => Ok(d),
-        Ok(_) => Err("the timeout must be longer than zero".into()),
-        Err(e) => Err(format!("`{s}` is not a duration ({e}); try 30s or 2m")),
+        Ok(_) => Err(format!("{what} must be longer than zero")),
+        Err(e) => Err(format!("`{s}` is not a duration ({e}); try {example}")),
     }
 }
 
@@ -190,6 +211,8 @@ impl AuditArgs {
                 concurrency: self.concurrency,
                 timeout: self.timeout,
                 max_retries: self.max_retries,
+                max_body: self.max_body,
+                max_stall: self.max_stall,
             },
             report: ReportSettings {
                 out: self.out.clone(),
@@ -225,11 +248,19 @@ pub fn token_source(
 /// Runs `ptt-audit audit`.
 pub async fn run(args: AuditArgs, ui: &Ui) -> anyhow::Result<Exit> {
     // Cheapest and most likely mistakes first, each before any request.
-    let policies = policies_or_hint(&args.policies, ui)?;
-    for warning in &policies.warnings {
-        ui.tell(super::ui::Tone::Warn, &format!("warning: {warning}"));
+    let policies = policies_or_hint(args.policies.as_deref(), ui)?;
+    let today = chrono::Utc::now().date_naive();
+    let dated = policies.waiver_warnings(today, DEFAULT_WARN_EXPIRING_DAYS);
+    // Advice about the policies themselves (check-policies shows it as warnings):
+    // information here, so that a quiet nightly run on an unchanged policy set stays
+    // silent; the reports carry every waiver's state.
+    for warning in policies.warnings.iter().chain(&dated) {
+        ui.tell(super::ui::Tone::Info, &format!("policy warning: {warning}"));
     }
     let settings = args.resolve(std::env::var(TOKEN_ENV).ok())?;
+    if let Some(loose) = args.token_file.as_deref().and_then(loose_token_file) {
+        ui.tell(super::ui::Tone::Warn, &format!("warning: {loose}"));
+    }
     let lines = ptt_audit::input::collect(&args.lines, &args.line).map_err(UsageError::from)?;
     let policies = Arc::new(policies);
     let (stop, progress) = (Stop::default(), Arc::new(Progress::default()));
@@ -241,18 +272,23 @@ pub async fn run(args: AuditArgs, ui: &Ui) -> anyhow::Result<Exit> {
     Ok(outcome.exit)
 }
 
-/// Loads the policies; when the path does not exist, adds a hint for cron users,
-/// whose working folder is rarely the repository.
+/// Loads the policies to audit with, saying where they came from; when a given path
+/// does not exist, adds a hint for cron users, whose working folder is rarely the
+/// repository.
 pub fn policies_or_hint(
-    path: &std::path::Path,
+    given: Option<&std::path::Path>,
     ui: &Ui,
 ) -> Result<ptt_audit::policy::PolicySet, UsageError> {
-    job::load_policies(path).inspect_err(|_| {
-        if !path.exists() {
+    let origin = job::choose_policies(given);
+    if origin == job::PolicyOrigin::BuiltIn {
+        tracing::info!("no --policies and no `policies` folder here: using {origin}");
+    }
+    job::load_policies(&origin).inspect_err(|_| {
+        if given.is_some_and(|p| !p.exists()) {
             ui.tell(
                 super::ui::Tone::Info,
-                "hint: --policies defaults to `policies` in the current directory; in cron, \
-                 pass --policies /path/to/policies",
+                "hint: --policies names a path that does not exist; in cron, give an absolute \
+                 path (or leave --policies out to use the built-in baseline pack)",
             );
         }
     })
@@ -285,6 +321,8 @@ mod tests {
         assert_eq!(s.report.fail_on, ptt_audit::settings::DEFAULT_FAIL_ON);
         assert_eq!(s.report.out, PathBuf::from(DEFAULT_OUT));
         assert_eq!(s.eval_timeout, ptt_audit::settings::DEFAULT_EVAL_TIMEOUT);
+        assert_eq!(s.api.max_body, ptt_audit::settings::DEFAULT_MAX_BODY);
+        assert_eq!(s.api.max_stall, ptt_audit::settings::DEFAULT_MAX_STALL);
     }
 
     #[test]
@@ -298,6 +336,25 @@ mod tests {
                 .expect_err(bad)
                 .to_string();
             assert!(err.contains("--eval-timeout"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn max_body_and_max_stall_are_read_and_checked() {
+        let s = parse(&["--max-body", "512KiB", "--max-stall", "2s"])
+            .resolve(Some("tok".into()))
+            .expect("resolves");
+        assert_eq!(
+            (s.api.max_body, s.api.max_stall),
+            (512 * 1024, Duration::from_secs(2))
+        );
+        for bad in [
+            ["--max-body", "0"],
+            ["--max-body", "lots"],
+            ["--max-stall", "0s"],
+        ] {
+            let argv = ["audit"].iter().chain(&bad).copied();
+            assert!(Wrapper::try_parse_from(argv).is_err(), "{bad:?}");
         }
     }
 

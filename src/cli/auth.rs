@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use ptt_audit::exit::Exit;
-use ptt_audit::settings::{CONFIG_ENV, TOKEN_ENV};
+use ptt_audit::settings::{CONFIG_ENV, DEFAULT_MAX_BODY, DEFAULT_MAX_STALL, TOKEN_ENV};
 use ptt_audit::webex::{
     parse_base_url, ClientConfig, Stop, TokenExpiry, WebexClient, DEFAULT_BASE_URL,
 };
@@ -88,6 +88,8 @@ async fn check(args: CheckArgs, ui: &Ui) -> anyhow::Result<Exit> {
                 timeout,
                 max_retries: 0,
                 rate: None,
+                max_body: DEFAULT_MAX_BODY,
+                max_stall: DEFAULT_MAX_STALL,
             };
             let client = WebexClient::new(&config, &token, Stop::default())?;
             client.probe().await.map_err(|e| e.to_string())

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use ptt_audit::demo::{DemoSettings, DEMO_FAULTS, DEMO_LINES, DEMO_RATE, DEMO_SEED};
 use ptt_audit::exit::Exit;
 use ptt_audit::job::Progress;
-use ptt_audit::settings::{Rate, DEFAULT_OUT, DEFAULT_POLICIES};
+use ptt_audit::settings::{Rate, DEFAULT_OUT};
 use ptt_audit::simulator::Faults;
 use ptt_audit::webex::Stop;
 
@@ -22,9 +22,10 @@ pub struct DemoArgs {
     /// Seed of the simulated data and faults (same seed, same results).
     #[arg(long, value_name = "N", default_value_t = DEMO_SEED)]
     pub seed: u64,
-    /// Policies to audit with.
-    #[arg(long, value_name = "PATH", default_value = DEFAULT_POLICIES)]
-    pub policies: PathBuf,
+    /// Policies to audit with [default: `policies` in the current folder if it exists,
+    /// else the baseline pack built into ptt-audit].
+    #[arg(long, value_name = "PATH")]
+    pub policies: Option<PathBuf>,
     /// Folder for the reports.
     #[arg(long, value_name = "DIR", default_value = DEFAULT_OUT)]
     pub out: PathBuf,
@@ -66,13 +67,20 @@ pub async fn run(args: DemoArgs, ui: &Ui) -> anyhow::Result<Exit> {
     .await?;
     attended.clear_progress();
     drop(attended);
-    ui.print_outcome(&demo.audit, &demo.policies);
     let stats = &demo.stats;
+    let stats_json = serde_json::to_value(stats).unwrap_or_default();
+    ui.print_summary(&demo.audit, &demo.policies, Some(("demo", stats_json)));
+    ui.tell_problems(&demo.audit);
+    if ui.quiet || ui.json {
+        return Ok(demo.exit());
+    }
     ui.print(&format!(
         "\nWhat you just saw: ptt-audit read {} simulated virtual lines from a local stand-in \
          for the Webex API, which answered {} requests with these troubles: {} throttled (429), \
-         {} server errors, {} dropped connections, {} broken bodies, {} slow answers. It paced, \
-         paused and retried through them and evaluated {} with {}.\n\
+         {} server errors, {} dropped connections, {} broken bodies, {} slow answers, {} bodies \
+         over --max-body, {} error messages echoing the token, {} wrong-typed fields. It paced, \
+         paused and retried through them (no echoed token reached a log or report) and \
+         evaluated {} with {}.\n\
          {}\
          (The exit code above is what `audit` would return for these results; the demo itself \
          exits 0 when every line that exists was read.)\n\
@@ -85,6 +93,9 @@ pub async fn run(args: DemoArgs, ui: &Ui) -> anyhow::Result<Exit> {
         stats.resets,
         stats.malformed,
         stats.timeouts,
+        stats.oversized,
+        stats.echoed,
+        stats.wrong_type,
         match stats.not_found {
             0 => "every line".to_string(),
             1 => "every line but one that does not exist (404)".to_string(),

@@ -11,7 +11,9 @@ mod check;
 pub mod config;
 #[cfg(feature = "simulator")]
 mod demo;
+mod init;
 pub mod log;
+pub mod progress;
 #[cfg(feature = "simulator")]
 mod simulate;
 pub mod ui;
@@ -76,6 +78,9 @@ enum Command {
     Auth(auth::AuthArgs),
     /// Validate policy files and list their rules and waivers (exit 0 valid, 2 invalid).
     CheckPolicies(check::CheckArgs),
+    /// Write the baseline policy pack, an example site policy and an example config
+    /// file into DIR, to start from (never overwrites a file).
+    Init(init::InitArgs),
     /// Run the whole job against a built-in simulated Webex API on 127.0.0.1 (no token
     /// needed); reports go to `reports/`.
     #[cfg(feature = "simulator")]
@@ -90,6 +95,7 @@ impl Cli {
     pub fn run(self, ui: &Ui) -> anyhow::Result<Exit> {
         match self.command {
             Command::CheckPolicies(args) => check::run(args, ui),
+            Command::Init(args) => init::run(args, ui),
             Command::Audit(args) => ui::run_async(ui::Threads::One, audit::run(args, ui)),
             Command::Auth(args) => ui::run_async(ui::Threads::One, auth::run(args, ui)),
             #[cfg(feature = "simulator")]

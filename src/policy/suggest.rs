@@ -41,7 +41,7 @@ pub(crate) fn closest<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::sample::{NESTED_NAMES, TOP_NAMES};
+    use crate::policy::fields::{top_names, MEMBER_FIELDS};
     use crate::policy::schema::RULE_KEYS;
 
     #[test]
@@ -50,12 +50,12 @@ mod tests {
             closest("sevrity", RULE_KEYS.iter().copied()),
             Some("severity")
         );
-        assert_eq!(closest("tpye", NESTED_NAMES.iter().copied()), Some("type"));
+        assert_eq!(closest("tpye", MEMBER_FIELDS.iter().copied()), Some("type"));
         assert_eq!(
-            closest("connection_type", TOP_NAMES.iter().copied()),
+            closest("connection_type", top_names()),
             Some("connectionType")
         );
-        assert_eq!(closest("pttRecording", TOP_NAMES.iter().copied()), None);
+        assert_eq!(closest("pttRecording", top_names()), None);
         assert_eq!(closest("severity", RULE_KEYS.iter().copied()), None);
     }
 }

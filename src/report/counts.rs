@@ -177,6 +177,11 @@ pub struct Summary {
     /// summary. Not part of the JSON `summary` object.
     #[serde(skip)]
     pub failing_rules: BTreeMap<usize, u64>,
+    /// What became of each waiver, in `PolicySet::waivers` order, once the reports are
+    /// finished (empty before), for the human summary. The JSON report has them in
+    /// `waivers[].state`.
+    #[serde(skip)]
+    pub waivers: Vec<crate::eval::WaiverState>,
     /// Results by change since the previous report; only with `audit --previous`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) changes: Option<ChangeCounts>,

@@ -32,8 +32,9 @@ use super::{
 use crate::model::{LineReport, RuleStatus};
 use crate::policy::PolicySet;
 
-/// The findings CSV's header, in contract order.
-pub const FINDINGS_HEADER: [&str; 14] = [
+/// The findings CSV's header, in contract order; the waiver's ticket, owner and label
+/// come after the contract's columns, as the contract allows.
+pub const FINDINGS_HEADER: [&str; 17] = [
     "run_id",
     "audited_at",
     "org_id",
@@ -48,6 +49,9 @@ pub const FINDINGS_HEADER: [&str; 14] = [
     "waiver_reason",
     "waiver_expires",
     "change",
+    "waiver_ticket",
+    "waiver_owner",
+    "waiver_label",
 ];
 
 /// The lines CSV's header, in contract order.
@@ -237,7 +241,10 @@ impl ReportWriter for CsvWriter {
                 failed_rules.push(rule.id.as_str());
                 highest = highest.max(Some(rule.severity));
             }
-            let row: [Cow<'_, str>; 14] = [
+            let about = |field: fn(&crate::policy::Waiver) -> &Option<String>| {
+                Cow::Borrowed(waiver.and_then(|w| field(w).as_deref()).unwrap_or(""))
+            };
+            let row: [Cow<'_, str>; 17] = [
                 Cow::Borrowed(&self.run_id),
                 Cow::Borrowed(&audited_at),
                 Cow::Borrowed(&self.org_id),
@@ -254,6 +261,9 @@ impl ReportWriter for CsvWriter {
                     .map(|w| Cow::Owned(w.expires.format("%Y-%m-%d").to_string()))
                     .unwrap_or(Cow::Borrowed("")),
                 Cow::Borrowed(f.change.map(|c| c.as_str()).unwrap_or("")),
+                about(|w| &w.ticket),
+                about(|w| &w.owner),
+                about(|w| &w.label),
             ];
             write_row(&mut self.findings, &self.findings_path, &row)?;
         }

@@ -9,7 +9,8 @@
 //!
 //! Extra keys (allowed by the contract, never renamed): `rules[].enabled`,
 //! `description`, `remediation`, `references`; `lines[].name` (the input's name, or
-//! null); `results[].waiver` (`{reason, expires, state}`, only when a waiver matched).
+//! null); `results[].waiver` (`{reason, expires, state, ticket, owner, label}`, only
+//! when a waiver matched); `waivers[].ticket`, `owner`, `label` (null when not given).
 
 use std::cell::RefCell;
 use std::io::{self, BufRead, Write};
@@ -27,7 +28,7 @@ use super::{
     effective_findings, rfc3339, ReportError, ReportWriter, RunEnd, RunMeta, Summary, WaiverState,
 };
 use crate::model::{Change, LineError, LineReport, LineStatus, RuleStatus, Severity};
-use crate::policy::{PolicySet, PolicySource};
+use crate::policy::{PolicySet, PolicySource, Waiver};
 
 /// The `schema_version` this writer produces.
 pub(crate) const SCHEMA_VERSION: u32 = 1;
@@ -73,6 +74,27 @@ struct JsonRun<'a> {
     policies: &'a [PolicySource],
 }
 
+impl<'a> JsonRun<'a> {
+    fn new(meta: &'a RunMeta, end: &RunEnd, policies: &'a PolicySet) -> JsonRun<'a> {
+        JsonRun {
+            id: &meta.run_id,
+            started_at: rfc3339(&meta.started_at),
+            finished_at: rfc3339(&end.finished_at),
+            org_id: meta.org_id.as_deref(),
+            base_url: &meta.base_url,
+            complete: end.complete,
+            exit_code: end.exit_code,
+            policies: &policies.sources,
+        }
+    }
+}
+
+/// The report's `run` object, exactly as the JSON report holds it: for the one-object
+/// stdout summary of `--log-format json`.
+pub fn run_object(meta: &RunMeta, end: &RunEnd, policies: &PolicySet) -> serde_json::Value {
+    serde_json::to_value(JsonRun::new(meta, end, policies)).unwrap_or_default()
+}
+
 #[derive(Serialize)]
 struct JsonRule<'a> {
     id: &'a str,
@@ -92,6 +114,26 @@ struct JsonWaiverEntry<'a> {
     reason: &'a str,
     expires: String,
     state: WaiverState,
+    #[serde(flatten)]
+    about: WaiverAbout<'a>,
+}
+
+/// A waiver's free-text metadata, null when not given.
+#[derive(Serialize)]
+struct WaiverAbout<'a> {
+    ticket: Option<&'a str>,
+    owner: Option<&'a str>,
+    label: Option<&'a str>,
+}
+
+impl<'a> WaiverAbout<'a> {
+    fn of(w: &'a Waiver) -> Self {
+        WaiverAbout {
+            ticket: w.ticket.as_deref(),
+            owner: w.owner.as_deref(),
+            label: w.label.as_deref(),
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -124,6 +166,8 @@ struct JsonWaiver<'a> {
     expires: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     state: Option<WaiverState>,
+    #[serde(flatten)]
+    about: WaiverAbout<'a>,
 }
 
 /// The `lines` array, serialised from the spool without holding it in memory.
@@ -195,6 +239,7 @@ impl ReportWriter for JsonWriter {
                     RuleStatus::Fail => Some(WaiverState::Expired),
                     _ => None,
                 },
+                about: WaiverAbout::of(w),
             });
             results.push(JsonResult {
                 rule_id: &rule.id,
@@ -244,16 +289,7 @@ impl ReportWriter for JsonWriter {
                 name: "ptt-audit",
                 version: &meta.tool_version,
             },
-            run: JsonRun {
-                id: &meta.run_id,
-                started_at: rfc3339(&meta.started_at),
-                finished_at: rfc3339(&end.finished_at),
-                org_id: meta.org_id.as_deref(),
-                base_url: &meta.base_url,
-                complete: end.complete,
-                exit_code: end.exit_code,
-                policies: &p.sources,
-            },
+            run: JsonRun::new(meta, end, p),
             summary,
             rules: p
                 .rules
@@ -278,6 +314,7 @@ impl ReportWriter for JsonWriter {
                     reason: &w.reason,
                     expires: w.expires.format("%Y-%m-%d").to_string(),
                     state: waivers.get(i).copied().unwrap_or(WaiverState::Unused),
+                    about: WaiverAbout::of(w),
                 })
                 .collect(),
             lines: SpooledLines {

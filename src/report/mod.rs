@@ -46,6 +46,7 @@ pub use self::csv::neutralise;
 pub(crate) use self::csv::unneutralise;
 pub(crate) use self::format::ReportWriter;
 pub use self::format::{Format, FormatError};
+pub use self::json::run_object;
 pub(crate) use self::lock::lock_out_dir;
 pub use self::lock::{LockError, OutLock, LOCK_FILE};
 pub use self::set::Reports;

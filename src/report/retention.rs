@@ -113,7 +113,7 @@ pub(crate) struct Retention {
 
 /// Deletes every report set in `dir` but the newest `keep` (at least 1), never the set
 /// named `current` (this run's, kept whatever the clock did).
-pub(crate) fn keep_newest(dir: &Path, keep: usize, current: &str) -> io::Result<Retention> {
+fn keep_newest(dir: &Path, keep: usize, current: &str) -> io::Result<Retention> {
     let sets = report_sets(dir)?;
     let others_kept = keep.max(1) - 1;
     let mut retention = Retention::default();
@@ -128,6 +128,33 @@ pub(crate) fn keep_newest(dir: &Path, keep: usize, current: &str) -> io::Result<
         }
     }
     Ok(retention)
+}
+
+/// `--keep`: removes the older report sets of `dir`, logging what it did. A file that
+/// cannot be removed costs disk space, not the run: a warning.
+pub(crate) fn apply(dir: &Path, keep: usize, current: &str) {
+    match keep_newest(dir, keep, current) {
+        Ok(r) => {
+            if r.sets > 0 {
+                tracing::info!(
+                    folder = %dir.display(),
+                    sets = r.sets,
+                    files = r.removed.len(),
+                    keep,
+                    "removed older report sets (--keep)"
+                );
+            }
+            for file in &r.removed {
+                tracing::debug!(file = %file.display(), "removed an older report file");
+            }
+            for (file, e) in &r.failed {
+                tracing::warn!(file = %file.display(), "cannot remove an older report file: {e}");
+            }
+        }
+        Err(e) => {
+            tracing::warn!(folder = %dir.display(), "cannot list the report folder for --keep: {e}")
+        }
+    }
 }
 
 /// The newest `STEM.json` in `dir` whose `run.complete` is true (a run cut short by a

@@ -120,7 +120,9 @@ impl Reports {
             .into_iter()
             .map(Sealed::commit)
             .collect::<Result<Vec<_>, _>>()?;
-        Ok((self.summary, paths))
+        let mut summary = self.summary;
+        summary.waivers = waiver_states;
+        Ok((summary, paths))
     }
 }
 

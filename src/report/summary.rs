@@ -3,18 +3,20 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use super::Summary;
+use super::{Summary, WaiverState};
 use crate::model::Severity;
 use crate::policy::PolicySet;
+use crate::settings::FailOn;
 
 /// Renders the end-of-run summary: lines by status, results by status, the failing
-/// rules (most severe first, then most failures), the report files, and what the exit
-/// code means. Plain ASCII, so cron mail and any terminal show it as is.
+/// rules (most severe first, then most failures), the waivers (expired and unused ones
+/// named), the report files, and what the exit code means. Plain ASCII, so cron mail and any terminal show it as is.
 pub fn render_summary(
     summary: &Summary,
     policies: &PolicySet,
     paths: &[PathBuf],
     exit_code: i32,
+    fail_on: FailOn,
 ) -> String {
     let mut out = String::new();
     let l = &summary.lines;
@@ -77,6 +79,8 @@ pub fn render_summary(
         }
     }
 
+    waivers(&mut out, summary, policies);
+
     out.push('\n');
     if paths.is_empty() {
         out.push_str("No report files were written.\n");
@@ -90,8 +94,8 @@ pub fn render_summary(
     out.push('\n');
     let not_read = l.error + l.invalid + l.not_audited;
     let meaning = match exit_code {
-        0 => "all lines were read and no rule failed at or above --fail-on".to_string(),
-        1 => "some rule failed at or above --fail-on".to_string(),
+        0 => format!("all lines were read and no rule failed at or above --fail-on {fail_on}"),
+        1 => format!("some rule failed at or above --fail-on {fail_on}"),
         2 => "bad invocation, configuration, policy or credentials; nothing useful was audited"
             .to_string(),
         3 => {
@@ -101,6 +105,40 @@ pub fn render_summary(
     };
     let _ = writeln!(out, "Exit code {exit_code}: {meaning}.");
     out
+}
+
+/// The waivers' fate: counts, then the ones that need a look (expired or unused) with
+/// their line's label, ticket and owner.
+fn waivers(out: &mut String, summary: &Summary, policies: &PolicySet) {
+    if summary.waivers.is_empty() {
+        return;
+    }
+    let count = |state| summary.waivers.iter().filter(|s| **s == state).count();
+    let _ = writeln!(
+        out,
+        "\nWaivers: {} applied, {} unused, {} expired",
+        count(WaiverState::Applied),
+        count(WaiverState::Unused),
+        count(WaiverState::Expired)
+    );
+    for (w, state) in policies.waivers.iter().zip(&summary.waivers) {
+        let state = match state {
+            WaiverState::Applied => continue,
+            WaiverState::Unused => "unused ",
+            WaiverState::Expired => "expired",
+        };
+        let meta = match w.metadata() {
+            m if m.is_empty() => String::new(),
+            m => format!("  [{m}]"),
+        };
+        let _ = writeln!(
+            out,
+            "  {state}  {} on {}  until {}{meta}",
+            w.rule,
+            w.line_and_label(),
+            w.expires
+        );
+    }
 }
 
 #[cfg(test)]
@@ -135,7 +173,13 @@ mod tests {
         s.failing_rules.insert(3, 1);
         s.lines.total = 3;
         s.lines.not_audited = 1;
-        let text = render_summary(&s, &policies, &[PathBuf::from("reports/x.json")], 3);
+        let text = render_summary(
+            &s,
+            &policies,
+            &[PathBuf::from("reports/x.json")],
+            3,
+            FailOn::Low,
+        );
         let pos = |needle: &str| text.find(needle).unwrap_or(usize::MAX);
         assert!(pos("D-CRIT") < pos("C-HIGH-MANY"), "{text}");
         assert!(pos("C-HIGH-MANY") < pos("B-HIGH-FEW"), "{text}");
@@ -153,9 +197,14 @@ mod tests {
     #[test]
     fn no_failures_and_exit_zero() {
         let policies = policies(&[]);
-        let text = render_summary(&Summary::default(), &policies, &[], 0);
+        let text = render_summary(&Summary::default(), &policies, &[], 0, FailOn::High);
         assert!(text.contains("No rule failed."), "{text}");
-        assert!(text.contains("Exit code 0: all lines were read"), "{text}");
+        assert!(
+            text.contains(
+                "Exit code 0: all lines were read and no rule failed at or above --fail-on high."
+            ),
+            "{text}"
+        );
         assert!(text.contains("Lines:   0 total"), "{text}");
     }
 }

@@ -104,6 +104,8 @@ impl WebexClient {
             if let Some(t) = error.tracking_id {
                 message.push_str(&format!(" (tracking ID {t})"));
             }
+            // A server may echo the `Authorization` header back.
+            token.redact_in_place(&mut message);
             match status.as_u16() {
                 403 => return Err(ProbeError::Forbidden { message }),
                 408 | 423 | 429 | 500 | 502 | 503 | 504 => {

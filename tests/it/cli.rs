@@ -482,7 +482,7 @@ fn demo_works_outside_the_repository_with_the_built_in_baseline() {
     let out = Command::cargo_bin("ptt-audit")
         .unwrap()
         .current_dir(dir.path())
-        .args(["demo", "--lines", "20", "--faults", "none", "-q"])
+        .args(["demo", "--lines", "20", "--faults", "none"])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);

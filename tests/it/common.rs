@@ -8,8 +8,9 @@ use std::path::{Path, PathBuf};
 
 use ptt_audit::simulator::{RunningSimulator, SimConfig};
 
-/// The findings CSV header, as `CONTRACT.md` §6 spells it.
-pub const FINDINGS_HEADER: &str = "run_id,audited_at,org_id,line_id,line_name,rule_id,rule_title,severity,status,message,remediation,waiver_reason,waiver_expires,change";
+/// The findings CSV header, as `CONTRACT.md` §6 spells it, then the waiver metadata
+/// of §4 (`ticket`, `owner`, `label`), added at the end as the contract allows.
+pub const FINDINGS_HEADER: &str = "run_id,audited_at,org_id,line_id,line_name,rule_id,rule_title,severity,status,message,remediation,waiver_reason,waiver_expires,change,waiver_ticket,waiver_owner,waiver_label";
 /// The lines CSV header, as `CONTRACT.md` §6 spells it.
 pub const LINES_HEADER: &str = "run_id,audited_at,org_id,line_id,line_name,status,allow_auto_answer,connection_type,access_type,member_count,members,failed_rules,highest_severity,error_kind,http_status,tracking_id,error_message";
 

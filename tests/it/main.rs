@@ -4,13 +4,20 @@
 
 mod common;
 
+mod authoring_names;
+mod authoring_waivers;
 mod cli;
+mod first_hour;
+mod hardening_api;
+mod hardening_body;
 mod hardening_eval;
 mod hardening_io;
 mod policy_cases;
 mod policy_load;
+mod progress;
 mod reliability;
 mod reports;
 mod simulator;
+mod stop_forbidden;
 mod unattended;
 mod webex_client;

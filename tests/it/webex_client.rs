@@ -52,6 +52,8 @@ fn client(
         timeout,
         max_retries,
         rate,
+        max_body: ptt_audit::settings::DEFAULT_MAX_BODY,
+        max_stall: ptt_audit::settings::DEFAULT_MAX_STALL,
     };
     WebexClient::new(
         &config,

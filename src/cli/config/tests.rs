@@ -51,7 +51,7 @@ fn the_file_fills_what_the_command_line_leaves_and_paths_follow_the_file() {
     assert_eq!(a.fail_on, ptt_audit::settings::FailOn::High);
     assert_eq!(a.timeout, std::time::Duration::from_secs(120));
     assert_eq!(a.credentials, Some(d.join("creds.toml")));
-    assert_eq!(a.policies, Path::new("policies"), "defaults stay");
+    assert_eq!(a.policies, None, "defaults stay");
 }
 
 #[test]
@@ -223,4 +223,32 @@ fn the_help_and_readme_examples_are_valid_configs() {
             "{name}"
         );
     }
+}
+
+/// `ptt-audit init` writes a config file: it must be accepted as written, and with its
+/// commented-out keys switched on (those of options this build has).
+#[test]
+fn the_config_init_writes_is_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    let template = crate::cli::init::CONFIG_TEMPLATE;
+    let (_, e) = run(dir.path(), template, &["audit"]);
+    assert!(e.is_none(), "{e:?}");
+    let mut command = Cli::command();
+    command.build();
+    let schema = command.find_subcommand("audit").unwrap();
+    let known: Vec<String> = keys(schema).collect();
+    let switched_on: String = template
+        .lines()
+        .filter_map(|l| l.strip_prefix("# "))
+        .filter(|l| l.contains(" = "))
+        .filter(|l| known.iter().any(|k| l.starts_with(&format!("{k} "))))
+        .filter(|l| !l.starts_with("token_file"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert!(switched_on.contains("credentials"), "{switched_on}");
+    let (cli, e) = run(dir.path(), &format!("{template}{switched_on}"), &["audit"]);
+    assert!(e.is_none(), "{e:?}\n{switched_on}");
+    let a = audit(cli);
+    assert_eq!(a.keep, Some(30));
+    assert_eq!(a.previous, Some("latest".into()));
 }

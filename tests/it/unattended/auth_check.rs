@@ -134,7 +134,7 @@ async fn the_demo_runs_from_credentials_and_shows_one_refresh_mid_run() {
     let dir = tempfile::tempdir().unwrap();
     let mut demo = ptt_audit();
     demo.current_dir(dir.path())
-        .args(["demo", "--lines", "30", "--faults", "none", "-q"]);
+        .args(["demo", "--lines", "30", "--faults", "none"]);
     let done = run(demo).await;
     assert_eq!(done.status.code(), Some(0), "{}", shown(&done));
     let stdout = text(&done.stdout);
