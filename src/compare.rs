@@ -76,6 +76,14 @@ pub enum CompareError {
         /// The file.
         path: PathBuf,
     },
+    /// A JSON report (without its findings CSV) could not be read.
+    #[error("{path}: not a ptt-audit JSON report: {message}")]
+    Json {
+        /// The file.
+        path: PathBuf,
+        /// The parser's explanation.
+        message: String,
+    },
     /// A row could not be parsed.
     #[error("{path}:{line}: malformed CSV: {message}")]
     Csv {
@@ -107,6 +115,32 @@ fn line_key(line_id: &str) -> u64 {
 }
 
 impl Previous {
+    /// The previous report `--previous PATH` names: `PATH` itself, or for a folder the
+    /// newest complete report in it (none there: no comparison, not an error).
+    pub(crate) fn resolve(path: &Path) -> Result<Option<Previous>, CompareError> {
+        if !path.is_dir() {
+            return Previous::load(path).map(Some);
+        }
+        let latest =
+            crate::report::retention::latest_complete(path).map_err(|source| CompareError::Io {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        match latest {
+            Some(file) => {
+                tracing::info!(previous = %file.display(), "comparing with the newest complete report");
+                Previous::load(&file).map(Some)
+            }
+            None => {
+                tracing::info!(
+                    folder = %path.display(),
+                    "no complete earlier report in the folder: nothing to compare with"
+                );
+                Ok(None)
+            }
+        }
+    }
+
     /// Reads a previous report: `STEM.json`, `STEM-findings.csv` or `STEM-lines.csv`.
     /// A CSV brings its sibling along when it exists (results from the findings, line
     /// statuses and names from the lines); a `.json` is read on its own.

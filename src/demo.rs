@@ -1,7 +1,7 @@
 //! `ptt-audit demo`: the whole job against the built-in simulator, no token needed.
 //! The job is the audit's own ([`crate::job::run`]) with settings the demo fills in.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,8 +13,8 @@ use crate::settings::{
     ApiSettings, AuditSettings, Rate, ReportSettings, DEFAULT_CONCURRENCY, DEFAULT_EVAL_TIMEOUT,
     DEFAULT_MAX_BODY, DEFAULT_MAX_RETRIES, DEFAULT_MAX_STALL,
 };
-use crate::simulator::{self, Faults, SimConfig, SimStatsSnapshot};
-use crate::webex::{parse_base_url, Stop, Token};
+use crate::simulator::{self, Faults, OAuthConfig, SimConfig, SimStatsSnapshot};
+use crate::webex::{parse_base_url, Credentials, Stop, TokenSource};
 
 /// Faults the demo's simulated API injects: a realistic sprinkling of the failures
 /// the real API shows, all transient except the 404s.
@@ -29,6 +29,9 @@ pub const DEMO_SEED: u64 = 7;
 pub const DEMO_RATE: f64 = 100.0;
 /// The demo's per-request timeout: short, so its injected stalls cost little.
 pub(crate) const DEMO_TIMEOUT: Duration = Duration::from_secs(1);
+/// Lifetime of the demo's access tokens: long enough that the first is not refreshed
+/// before the run (under 30 minutes it would be).
+const DEMO_TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
 
 /// What `ptt-audit demo` takes.
 #[derive(Debug, Clone)]
@@ -87,12 +90,29 @@ pub async fn run(
     let origin = job::choose_policies(settings.policies.as_deref());
     let policies = job::load_policies(&origin)?;
     let policies_origin = origin.to_string();
-    let secret = format!("demo-{}", uuid::Uuid::new_v4().simple());
+    let made_up = || uuid::Uuid::new_v4().simple().to_string();
+    let oauth = OAuthConfig {
+        client_id: format!("demo-client-{}", made_up()),
+        client_secret: format!("demo-secret-{}", made_up()),
+        refresh_token: format!("demo-refresh-{}", made_up()),
+        access_token: Some(format!("demo-access-{}", made_up())),
+        access_token_lifetime: DEMO_TOKEN_LIFETIME,
+        // The first token gives out two thirds of the way through, as if it expired
+        // mid-run: the demo shows one refresh for all the requests in flight.
+        access_token_requests: Some((settings.lines as u64 * 2 / 3).max(1)),
+        refresh_token_lifetime: Duration::from_secs(90 * 86_400),
+        rotate: true,
+    };
+    // The demo runs from a credentials file, as a cron job would; it lives in a
+    // private temporary folder, removed at the end.
+    let creds_dir = tempfile::tempdir()?;
+    let creds_file = creds_dir.path().join("credentials.toml");
+    write_credentials(&creds_file, &oauth)?;
     let sim = simulator::start(
         SimConfig {
             lines: settings.lines,
             seed: settings.seed,
-            token: Some(secret.clone()),
+            oauth: Some(oauth),
             faults: settings.faults,
             // One throttling episode, early in the run, as a busy API would answer.
             throttle_windows: vec![(Duration::from_millis(800), Duration::from_secs(1))],
@@ -103,11 +123,13 @@ pub async fn run(
     )
     .await?;
     started(&sim.base_url, sim.ids.len());
+    let base_url = parse_base_url(&sim.base_url)?;
+    let token = TokenSource::refreshing(Credentials::load(&creds_file)?, &base_url, DEMO_TIMEOUT)?;
     let audit_settings = AuditSettings {
         api: ApiSettings {
-            base_url: parse_base_url(&sim.base_url)?,
+            base_url,
             org_id: None,
-            token: Token::new(&secret, "demo")?,
+            token,
             rate: settings.rate,
             concurrency: DEFAULT_CONCURRENCY,
             timeout: DEMO_TIMEOUT,
@@ -135,10 +157,36 @@ pub async fn run(
     let audit = job::run(&audit_settings, policies.clone(), lines, stop, progress).await;
     let stats = sim.stats();
     sim.shutdown().await;
+    drop(creds_dir);
     Ok(DemoOutcome {
         audit: audit?,
         policies,
         policies_origin,
         stats,
     })
+}
+
+/// Writes the demo's credentials file as a person would (client and refresh token), plus
+/// the access token the simulated API already handed out, readable by its owner only.
+fn write_credentials(path: &Path, oauth: &OAuthConfig) -> std::io::Result<()> {
+    let quoted = |s: &str| toml::Value::String(s.to_string()).to_string();
+    let expires = chrono::Utc::now() + DEMO_TOKEN_LIFETIME;
+    let mut text = format!(
+        "client_id = {}\nclient_secret = {}\nrefresh_token = {}\n",
+        quoted(&oauth.client_id),
+        quoted(&oauth.client_secret),
+        quoted(&oauth.refresh_token)
+    );
+    if let Some(token) = &oauth.access_token {
+        text.push_str(&format!(
+            "access_token = {}\naccess_token_expires_at = {}\n",
+            quoted(token),
+            expires.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        ));
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    std::io::Write::write_all(&mut options.open(path)?, text.as_bytes())
 }

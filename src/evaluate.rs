@@ -95,6 +95,7 @@ pub fn run(
         exit,
         stopped,
         all_not_found: false,
+        auth_failure: None,
     })
 }
 

@@ -26,7 +26,7 @@ use crate::model::{ErrorKind, LineError, LineReport, LineStatus};
 use crate::policy::PolicySet;
 use crate::report::{Reports, RunEnd, RunMeta, Summary};
 use crate::settings::{AuditSettings, FailOn, ReportSettings};
-use crate::webex::{ClientConfig, Pace, Pacer, Stop, StopReason, WebexClient};
+use crate::webex::{AuthFailure, ClientConfig, Pace, Pacer, Stop, StopReason, WebexClient};
 
 /// How far ahead of the oldest unfinished line the run may start lines: bounds the
 /// results held for reordering, independently of `--concurrency`.
@@ -97,6 +97,8 @@ pub struct Outcome {
     pub run: serde_json::Value,
     /// The `--fail-on` the exit code was judged by.
     pub fail_on: FailOn,
+    /// Why the run lost its token (which credential to renew), when it did.
+    pub auth_failure: Option<AuthFailure>,
 }
 
 /// Runs one audit. Problems with the settings are errors (exit 2); everything that
@@ -109,6 +111,9 @@ pub async fn run(
     progress: &Progress,
 ) -> anyhow::Result<Outcome> {
     let (api, out) = (&settings.api, &settings.report);
+    // Before anything else: a second run into the folder stops here, having requested
+    // nothing. Held until this function returns.
+    let _lock = crate::report::lock_out_dir(&out.out).map_err(UsageError::from)?;
     let client_config = ClientConfig {
         base_url: api.base_url.clone(),
         org_id: api.org_id.clone(),
@@ -120,6 +125,9 @@ pub async fn run(
     };
     let client =
         WebexClient::new(&client_config, &api.token, stop.clone()).map_err(UsageError::from)?;
+    // A token that is missing or about to expire is refreshed (and saved) before the
+    // first request; credentials that cannot give one stop the run here (exit 2).
+    api.token.prepare().await.map_err(UsageError::from)?;
     let started_at = Utc::now();
     let clock = Instant::now();
     let today = started_at.date_naive();
@@ -191,9 +199,15 @@ pub async fn run(
         reports.write(report).context("cannot write the reports")?;
     }
 
+    // A refresh that a stopped line started still finishes (and saves the new tokens).
+    api.token.settle().await;
     let stopped = stop.reason();
+    let stem = reports.stem().to_string();
     let (exit, end, summary, paths) = finish_reports(reports, out.fail_on, stopped)?;
     let run = crate::report::run_object(&meta, &end, &policies);
+    if let Some(keep) = out.keep {
+        crate::report::retention::apply(&out.out, keep, &stem);
+    }
     tracing::info!(
         exit_code = exit.code(),
         seconds = clock.elapsed().as_secs_f64(),
@@ -208,6 +222,7 @@ pub async fn run(
         exit,
         stopped,
         all_not_found: read == 0 && not_found > 1 && not_found == requested,
+        auth_failure: api.token.failure().await,
     })
 }
 
@@ -228,7 +243,7 @@ pub(crate) fn open_reports(
     policies: &Arc<PolicySet>,
 ) -> anyhow::Result<Reports> {
     let previous = match &out.previous {
-        Some(path) => Some(crate::compare::Previous::load(path).map_err(UsageError::from)?),
+        Some(path) => crate::compare::Previous::resolve(path).map_err(UsageError::from)?,
         None => None,
     };
     Reports::create_with(

@@ -14,6 +14,7 @@
 #![warn(missing_docs)]
 
 pub mod compare;
+pub mod config;
 #[cfg(feature = "simulator")]
 pub mod demo;
 pub mod eval;

@@ -8,7 +8,6 @@ mod cli;
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use ptt_audit::exit::{Exit, UsageError};
 
 use cli::log::EscapedFields;
@@ -17,9 +16,15 @@ use cli::ui::Tone;
 use cli::{Cli, LogFormat, Ui};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // The command line with the config file (`--config`) merged in; a bad config file
+    // is reported once logging is set up as the command line asks.
+    let (cli, config_error) = cli::config::parse();
     init_logging(&cli);
     let ui = Ui::new(cli.log_format, cli.quiet);
+    if let Some(e) = config_error {
+        report_error(&ui, &e);
+        return ExitCode::from(Exit::Usage.code());
+    }
     let exit = match cli.run(&ui) {
         Ok(exit) => exit,
         Err(e) => {

@@ -9,7 +9,7 @@ use url::Url;
 
 use crate::model::Severity;
 use crate::report::{FindingsFilter, Format, WriteOptions};
-use crate::webex::Token;
+use crate::webex::TokenSource;
 
 /// Default `--policies`.
 pub const DEFAULT_POLICIES: &str = "policies";
@@ -46,6 +46,10 @@ pub const DEFAULT_FINDINGS: FindingsFilter = FindingsFilter::All;
 pub const DEFAULT_WARN_EXPIRING_DAYS: u32 = 14;
 /// Environment variable holding the token when `--token-file` is not given.
 pub const TOKEN_ENV: &str = "WEBEX_TOKEN";
+/// Environment variable naming the config file when `--config` is not given.
+pub const CONFIG_ENV: &str = "PTT_AUDIT_CONFIG";
+/// The `--previous` value that means "the newest complete report in `--out`".
+pub const PREVIOUS_LATEST: &str = "latest";
 
 /// How fast requests may start, all lines and retries together.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -124,8 +128,9 @@ pub struct ApiSettings {
     pub base_url: Url,
     /// Sent as `orgId` on every request.
     pub org_id: Option<String>,
-    /// The bearer token (redacted in `Debug`).
-    pub token: Token,
+    /// Where the bearer token comes from: fixed, or refreshed from credentials
+    /// (redacted in `Debug`).
+    pub token: TokenSource,
     /// Requests per second for the whole run.
     pub rate: Rate,
     /// Requests in flight at most.
@@ -190,7 +195,8 @@ pub struct ReportSettings {
     pub formats: Vec<Format>,
     /// Lowest severity of a failure that makes the exit code 1.
     pub fail_on: FailOn,
-    /// A previous report to compare with.
+    /// A previous report to compare with: a report file, or a folder, meaning the
+    /// newest complete report in it written before this run.
     pub previous: Option<PathBuf>,
     /// Which rows the findings CSV and the xlsx Findings sheet hold (`--findings`).
     pub findings: FindingsFilter,
@@ -198,6 +204,8 @@ pub struct ReportSettings {
     pub csv_bom: bool,
     /// Name waivers that expire within this many days (`--warn-expiring`).
     pub warn_expiring_days: u32,
+    /// After the run, keep only the newest this many report sets in `out`.
+    pub keep: Option<usize>,
 }
 
 impl ReportSettings {
@@ -212,6 +220,7 @@ impl ReportSettings {
             findings: DEFAULT_FINDINGS,
             csv_bom: false,
             warn_expiring_days: DEFAULT_WARN_EXPIRING_DAYS,
+            keep: None,
         }
     }
 

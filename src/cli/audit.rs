@@ -8,11 +8,13 @@ use ptt_audit::exit::{Exit, UsageError};
 use ptt_audit::job::{self, Progress};
 use ptt_audit::report::Format;
 use ptt_audit::settings::{
-    parse_size, ApiSettings, AuditSettings, FailOn, Rate, ReportSettings, DEFAULT_CONCURRENCY,
-    DEFAULT_FINDINGS, DEFAULT_MAX_RETRIES, DEFAULT_OUT, DEFAULT_WARN_EXPIRING_DAYS,
-    MAX_CONCURRENCY, TOKEN_ENV,
+    parse_size, ApiSettings, AuditSettings, FailOn, Rate, ReportSettings, CONFIG_ENV,
+    DEFAULT_CONCURRENCY, DEFAULT_FINDINGS, DEFAULT_MAX_RETRIES, DEFAULT_OUT,
+    DEFAULT_WARN_EXPIRING_DAYS, MAX_CONCURRENCY, PREVIOUS_LATEST, TOKEN_ENV,
 };
-use ptt_audit::webex::{loose_token_file, parse_base_url, Stop, Token, DEFAULT_BASE_URL};
+use ptt_audit::webex::{
+    loose_token_file, parse_base_url, Credentials, Stop, Token, TokenSource, DEFAULT_BASE_URL,
+};
 
 use super::Ui;
 
@@ -90,19 +92,57 @@ pub struct AuditArgs {
     /// A previous report to compare with (`STEM.json`, or a `-findings.csv` or
     /// `-lines.csv`): fills the findings' `change` column (`new`, `unchanged`,
     /// `regressed`, `resolved`, `changed`), counts the lines added and removed, and
-    /// names the removed ones.
-    #[arg(long, value_name = "FILE")]
+    /// names the removed ones. `latest`: the newest complete report in --out (none
+    /// yet: no comparison); a folder: the same within it.
+    #[arg(long, value_name = "FILE|DIR|latest")]
     pub previous: Option<PathBuf>,
+
+    /// After this run's reports are in place, delete all but the newest N report sets
+    /// in --out (only files named like reports).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub keep: Option<u32>,
 
     /// File holding the API token (else the WEBEX_TOKEN environment variable). There is
     /// deliberately no flag that takes the token itself: command lines are visible to
     /// every user of the machine.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "credentials")]
     pub token_file: Option<PathBuf>,
 
     #[command(flatten)]
     pub report_extras: super::report_args::ReportExtras,
+
+    /// Credentials of an integration or service app (TOML: client_id, client_secret,
+    /// refresh_token; mode 600): the access token is refreshed when needed and the
+    /// file rewritten with it. For unattended runs.
+    #[arg(long, value_name = "FILE")]
+    pub credentials: Option<PathBuf>,
+
+    /// A TOML file of options (keys: the long options with `_` for `-`); the command
+    /// line and the environment win over it. See the example below.
+    #[arg(long, value_name = "FILE", env = CONFIG_ENV)]
+    pub config: Option<PathBuf>,
 }
+
+/// The example config of `audit --help`; the README shows the same (a test checks
+/// that both are accepted).
+pub const CONFIG_EXAMPLE: &str = "\
+Unattended runs (see the README, \"Running unattended\"): put the options in a config file,
+e.g. /etc/ptt-audit/config.toml (keys are the long options with _ for -; relative paths
+are relative to the file's folder; the command line and the environment win over it):
+
+    credentials = \"credentials.toml\"   # client_id, client_secret, refresh_token; chmod 600
+    lines = \"ids.csv\"
+    policies = \"policies\"
+    out = \"/var/lib/ptt-audit/reports\"
+    previous = \"latest\"                # compare with the newest complete report in out
+    keep = 60                          # keep the newest 60 report sets
+    fail_on = \"high\"
+    quiet = true
+    log_format = \"json\"
+
+and the cron line becomes:
+
+    15 2 * * *  ptt-audit audit --config /etc/ptt-audit/config.toml >> /var/log/ptt-audit.log 2>&1";
 
 /// The parsed `--format` list (a newtype so clap treats it as one value).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,7 +164,7 @@ fn parse_concurrency(s: &str) -> Result<usize, String> {
     }
 }
 
-fn parse_timeout(s: &str) -> Result<Duration, String> {
+pub(super) fn parse_timeout(s: &str) -> Result<Duration, String> {
     parse_duration(s, "the timeout", "30s or 2m")
 }
 
@@ -153,12 +193,26 @@ impl AuditArgs {
     /// into settings, before any request. `token_env` is `WEBEX_TOKEN`'s value.
     pub fn resolve(&self, token_env: Option<String>) -> Result<AuditSettings, UsageError> {
         let base_url = parse_base_url(&self.base_url)?;
-        let token = Token::resolve(self.token_file.as_deref(), token_env)?;
+        let token = token_source(
+            self.credentials.as_deref(),
+            self.token_file.as_deref(),
+            token_env,
+            &base_url,
+            self.timeout,
+        )?;
+        let previous = self.previous.as_ref().map(|p| {
+            if p.as_os_str() == PREVIOUS_LATEST {
+                self.out.clone()
+            } else {
+                p.clone()
+            }
+        });
         let mut report = ReportSettings {
             out: self.out.clone(),
             formats: self.format.0.clone(),
             fail_on: self.fail_on,
-            previous: self.previous.clone(),
+            previous,
+            keep: self.keep.map(|n| n as usize),
             findings: DEFAULT_FINDINGS,
             csv_bom: false,
             warn_expiring_days: DEFAULT_WARN_EXPIRING_DAYS,
@@ -179,6 +233,25 @@ impl AuditArgs {
             report,
             eval_timeout: self.eval_timeout,
         })
+    }
+}
+
+/// The token of a run: refreshed from `--credentials`, else fixed from `--token-file`
+/// or `WEBEX_TOKEN` (`token_env`). Reads the files, requests nothing.
+pub fn token_source(
+    credentials: Option<&std::path::Path>,
+    token_file: Option<&std::path::Path>,
+    token_env: Option<String>,
+    base_url: &url::Url,
+    timeout: Duration,
+) -> Result<TokenSource, UsageError> {
+    match credentials {
+        Some(path) => Ok(TokenSource::refreshing(
+            Credentials::load(path)?,
+            base_url,
+            timeout,
+        )?),
+        None => Ok(Token::resolve(token_file, token_env)?.into()),
     }
 }
 

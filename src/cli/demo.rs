@@ -90,6 +90,7 @@ pub async fn run(args: DemoArgs, ui: &Ui) -> anyhow::Result<Exit> {
          over --max-body, {} error messages echoing the token, {} wrong-typed fields. It paced, \
          paused and retried through them (no echoed token reached a log or report) and \
          evaluated {} with {}.\n\
+         {}\
          (The exit code above is what `audit` would return for these results; the demo itself \
          exits 0 when every line that exists was read.)\n\
          To audit your real lines: put their IDs in ids.txt and your token in token.txt, then run\n  \
@@ -110,6 +111,31 @@ pub async fn run(args: DemoArgs, ui: &Ui) -> anyhow::Result<Exit> {
             n => format!("every line but {n} that do not exist (404)"),
         },
         demo.policies_origin,
+        refreshes(stats),
     ));
     Ok(demo.exit())
+}
+
+/// What the demo showed of token refresh: the simulated API expires the first access
+/// token mid-run, and the audit refreshes it from its credentials file.
+fn refreshes(stats: &ptt_audit::simulator::SimStatsSnapshot) -> String {
+    match stats.tokens_issued {
+        0 => "The access token lasted the whole run (too few lines for the simulated API to \
+              expire it), so it was not refreshed.\n"
+            .to_string(),
+        n => format!(
+            "Mid-run the simulated API expired the access token ({} request(s) refused with \
+             401): ptt-audit refreshed it {} from its credentials file ({} token request(s) \
+             for all the requests in flight), saved the rotated tokens before using them, and \
+             sent the refused requests again. Unattended runs work this way; see the README, \
+             \"Running unattended\".\n",
+            stats.unauthorized,
+            if n == 1 {
+                "once".to_string()
+            } else {
+                format!("{n} times")
+            },
+            stats.token_requests,
+        ),
+    }
 }

@@ -58,6 +58,7 @@ impl EvaluateArgs {
             formats: self.format.0.clone(),
             fail_on: self.fail_on,
             previous: self.previous.clone(),
+            keep: None,
             findings: DEFAULT_FINDINGS,
             csv_bom: false,
             warn_expiring_days: DEFAULT_WARN_EXPIRING_DAYS,

@@ -6,7 +6,9 @@
 //! that checks them once into `ptt_audit::settings` types, and its driver.
 
 mod audit;
+mod auth;
 mod check;
+pub mod config;
 #[cfg(feature = "simulator")]
 mod demo;
 mod evaluate;
@@ -72,7 +74,10 @@ enum Command {
     /// Exit codes: 0 all lines read and no failure at or above --fail-on; 1 some failure
     /// at or above --fail-on; 2 bad invocation, configuration, policy or token; 3 the
     /// audit is incomplete (some line is error, invalid or not_audited).
+    #[command(after_long_help = audit::CONFIG_EXAMPLE)]
     Audit(audit::AuditArgs),
+    /// Check a token or credentials file: does it work, and until when.
+    Auth(auth::AuthArgs),
     /// Validate policy files and list their rules and waivers (exit 0 valid, 2 invalid).
     CheckPolicies(check::CheckArgs),
     /// Write the baseline policy pack, an example site policy and an example config
@@ -101,6 +106,7 @@ impl Cli {
             Command::Init(args) => init::run(args, ui),
             Command::Audit(args) => ui::run_async(ui::Threads::One, audit::run(args, ui)),
             Command::Evaluate(args) => ui::run_async(ui::Threads::One, evaluate::run(args, ui)),
+            Command::Auth(args) => ui::run_async(ui::Threads::One, auth::run(args, ui)),
             #[cfg(feature = "simulator")]
             Command::Demo(args) => ui::run_async(ui::Threads::One, demo::run(args, ui)),
             #[cfg(feature = "simulator")]

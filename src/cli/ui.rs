@@ -134,6 +134,12 @@ impl Ui {
             );
         }
         match outcome.stopped {
+            // Which credential to renew, when the token source knows.
+            Some(StopReason::Unauthorized) if outcome.auth_failure.is_some() => {
+                if let Some(failure) = &outcome.auth_failure {
+                    self.tell(Tone::Error, &format!("{failure}. {unread}"));
+                }
+            }
             Some(StopReason::Unauthorized) => self.tell(
                 Tone::Error,
                 &format!(

@@ -36,10 +36,10 @@ mod expiry;
 pub(crate) mod expr;
 mod fields;
 mod load;
-mod raw;
+pub(crate) mod raw;
 mod sample;
 mod schema;
-mod suggest;
+pub(crate) mod suggest;
 mod vacuous;
 
 pub use error::{Diagnostic, PolicyErrors};

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 /// Edits are counted as optimal string alignment, so a swap of neighbours (`tpye`)
 /// costs one, like an insertion, deletion or substitution: the typos people make.
 /// Ties go to the closest candidate, then to the first one given.
-pub(super) fn closest<'a>(
+pub(crate) fn closest<'a>(
     name: &str,
     candidates: impl Iterator<Item = &'a str>,
 ) -> Option<&'a str> {

@@ -19,7 +19,8 @@
 //! changes since a previous report and the waivers' days left in `drift`, file names
 //! in `naming`, `--format` and the `ReportWriter` interface in `format`, the columns of
 //! the tabular formats in `columns`, and one module per format (`json`, [`csv`],
-//! `xlsx`, `html`).
+//! `xlsx`, `html`). `lock` keeps a second run out of the folder; `retention` finds the
+//! folder's report sets for `--keep` and `--previous latest`.
 
 mod atomic;
 mod background;
@@ -30,7 +31,9 @@ mod drift;
 mod format;
 mod html;
 mod json;
+mod lock;
 mod naming;
+pub(crate) mod retention;
 mod set;
 mod summary;
 mod xlsx;
@@ -53,6 +56,8 @@ pub(crate) use self::format::ReportWriter;
 pub use self::format::{Format, FormatError, WriteOptions};
 pub use self::json::run_object;
 pub(crate) use self::json::SCHEMA_VERSION;
+pub(crate) use self::lock::lock_out_dir;
+pub use self::lock::{LockError, OutLock, LOCK_FILE};
 pub use self::set::Reports;
 pub use self::summary::render_summary;
 

@@ -18,10 +18,14 @@ use tokio::sync::watch;
 use super::data::Dataset;
 use super::faults::{splitmix64, Fault, FaultPlan, OVERSIZED_BODY};
 use super::limit::RateLimit;
+use super::oauth::{Clock, Tokens};
 use super::stats::SimStats;
 
 /// The path prefix of both endpoints (the base URL ends in `/v1`).
 const LINES_PATH: &str = "/v1/telephony/config/virtualLines";
+/// The token endpoint (when `SimConfig::oauth` is set).
+const TOKEN_PATH: &str = "/v1/access_token";
+
 const DEFAULT_MAX: usize = 100;
 const MAX_MAX: usize = 1000;
 
@@ -30,6 +34,10 @@ pub(crate) struct Shared {
     pub data: Dataset,
     pub plan: FaultPlan,
     pub token: Option<String>,
+    /// The token endpoint's tokens, when it has one.
+    pub tokens: Option<Arc<Tokens>>,
+    /// The clock tokens age by.
+    pub clock: Arc<Clock>,
     pub org_id: Option<String>,
     pub limiter: Option<RateLimit>,
     pub windows: Vec<(Duration, Duration)>,
@@ -127,6 +135,9 @@ async fn handle(State(s): State<Arc<Shared>>, req: Request) -> Response {
     }
     let tid = s.tracking.next();
 
+    if req.uri().path() == TOKEN_PATH && s.tokens.is_some() {
+        return s.token_endpoint(&tid, req).await;
+    }
     if req.method() != Method::GET {
         return s.error(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -190,9 +201,12 @@ impl Shared {
         else {
             return false;
         };
-        match &self.token {
-            Some(want) => given == want,
-            None => !given.is_empty(),
+        if self.token.as_deref() == Some(given) {
+            return true;
+        }
+        match &self.tokens {
+            Some(tokens) => tokens.accept(given, self.clock.now()),
+            None => self.token.is_none() && !given.is_empty(),
         }
     }
 
@@ -361,7 +375,13 @@ impl Shared {
     }
 
     /// A Webex-shaped error: `message`, `errors[].description`, `trackingId`.
-    fn error(&self, status: StatusCode, tid: &str, message: &str, code: Option<u32>) -> Response {
+    pub(super) fn error(
+        &self,
+        status: StatusCode,
+        tid: &str,
+        message: &str,
+        code: Option<u32>,
+    ) -> Response {
         let mut detail = serde_json::Map::new();
         detail.insert("description".into(), message.into());
         if let Some(code) = code {
@@ -376,7 +396,13 @@ impl Shared {
         self.json(status, tid, Bytes::from(bytes), None)
     }
 
-    fn json(&self, status: StatusCode, tid: &str, body: Bytes, link: Option<String>) -> Response {
+    pub(super) fn json(
+        &self,
+        status: StatusCode,
+        tid: &str,
+        body: Bytes,
+        link: Option<String>,
+    ) -> Response {
         self.stats.count_status(status.as_u16());
         let mut r = Response::new(Body::from(body));
         *r.status_mut() = status;

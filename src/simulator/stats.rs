@@ -20,6 +20,8 @@ pub struct SimStats {
     pub(crate) oversized: AtomicU64,
     pub(crate) echoed: AtomicU64,
     pub(crate) wrong_type: AtomicU64,
+    pub(crate) token_requests: AtomicU64,
+    pub(crate) tokens_issued: AtomicU64,
 }
 
 /// A copy of [`SimStats`] at one moment.
@@ -57,6 +59,10 @@ pub struct SimStatsSnapshot {
     pub echoed: u64,
     /// 200 answers with `allowAutoAnswer` as a string (`wrongtype` faults).
     pub wrong_type: u64,
+    /// Requests to the token endpoint (also counted in `requests` and by status).
+    pub token_requests: u64,
+    /// Access tokens the token endpoint handed out (refreshes that succeeded).
+    pub tokens_issued: u64,
 }
 
 impl SimStats {
@@ -78,6 +84,8 @@ impl SimStats {
             oversized: get(&self.oversized),
             echoed: get(&self.echoed),
             wrong_type: get(&self.wrong_type),
+            token_requests: get(&self.token_requests),
+            tokens_issued: get(&self.tokens_issued),
         }
     }
 
@@ -100,7 +108,7 @@ impl fmt::Display for SimStatsSnapshot {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "requests={} 200={} 400/405={} 401={} 403={} 404={} 429={} 5xx={} resets={} timeouts={} malformed={} oversized={} echoed={} wrongtype={}",
+            "requests={} 200={} 400/405={} 401={} 403={} 404={} 429={} 5xx={} resets={} timeouts={} malformed={} oversized={} echoed={} wrongtype={} token_requests={} tokens_issued={}",
             self.requests,
             self.ok,
             self.bad_request,
@@ -114,7 +122,9 @@ impl fmt::Display for SimStatsSnapshot {
             self.malformed,
             self.oversized,
             self.echoed,
-            self.wrong_type
+            self.wrong_type,
+            self.token_requests,
+            self.tokens_issued
         )
     }
 }

@@ -16,6 +16,7 @@ use super::decide::{
     backoff, decide, not_audited, Attempt, ForLine, ForRun, Liveness, Tries, Wait,
 };
 use super::pace::Pacer;
+use super::source::TokenSource;
 use super::stop::{Stop, StopReason};
 use super::token::Token;
 use crate::model::{ErrorKind, LineError};
@@ -130,26 +131,31 @@ pub struct Fetched {
     pub attempts: u32,
 }
 
-/// The API client for one run: one connection pool, one pacer, one stop signal.
+/// The API client for one run: one connection pool, one pacer, one stop signal, one
+/// token source (every request takes its token from it: the token may be refreshed).
 #[derive(Debug, Clone)]
 pub struct WebexClient {
-    http: reqwest::Client,
-    lines_url: Arc<str>,
-    org_query: Option<Arc<str>>,
+    pub(super) http: reqwest::Client,
+    pub(super) lines_url: Arc<str>,
+    pub(super) org_query: Option<Arc<str>>,
     max_retries: u32,
     max_body: u64,
     pacer: Arc<Pacer>,
     liveness: Arc<Mutex<Liveness>>,
     stop: Stop,
-    /// Kept only to redact it from what answers say.
-    token: Token,
+    /// Every request takes its token from it; also used to redact the token sent
+    /// from what answers say.
+    pub(super) token: TokenSource,
 }
 
 impl WebexClient {
     /// Builds the client. `stop` is shared with whoever else may stop the run.
-    pub fn new(config: &ClientConfig, token: &Token, stop: Stop) -> Result<Self, ClientError> {
+    pub fn new(
+        config: &ClientConfig,
+        token: &TokenSource,
+        stop: Stop,
+    ) -> Result<Self, ClientError> {
         let mut headers = HeaderMap::new();
-        headers.insert(AUTHORIZATION, token.bearer_header());
         headers.insert(
             reqwest::header::ACCEPT,
             HeaderValue::from_static("application/json"),
@@ -234,8 +240,13 @@ impl WebexClient {
             if self.unless_stopped(self.pacer.acquire()).await.is_none() {
                 return Err(self.not_audited(tries.attempts, None));
             }
+            // Waits while the token is being refreshed; fails once the run has no token.
+            let (generation, token) = match self.unless_stopped(self.token.current()).await {
+                Some(Ok(current)) => current,
+                None | Some(Err(_)) => return Err(self.not_audited(tries.attempts, None)),
+            };
             tries.attempts += 1;
-            let Some(attempt) = self.unless_stopped(self.send(&url)).await else {
+            let Some(attempt) = self.unless_stopped(self.send(&url, &token)).await else {
                 return Err(self.not_audited(tries.attempts, None));
             };
             let run_stop = self.liveness().record(&attempt, Instant::now());
@@ -244,7 +255,29 @@ impl WebexClient {
                 self.stop.trigger(reason);
             }
             let mut decision = decide(&attempt, &mut tries, SystemTime::now());
-            self.redact(&mut decision.line);
+            redact(&token, &mut decision.line);
+            if decision.run == ForRun::Unauthorized {
+                self.pacer.answered();
+                match self
+                    .unless_stopped(self.token.renew_after_refusal(generation))
+                    .await
+                {
+                    None => return Err(self.not_audited(tries.attempts, None)),
+                    // Renewed: sent again with the new token, no retry spent.
+                    Some(Ok(())) => continue,
+                    Some(Err(failure)) => {
+                        self.stop.trigger(StopReason::Unauthorized);
+                        let ForLine::GiveUp(mut error) = decision.line else {
+                            unreachable!("a 401 always gives the line up")
+                        };
+                        error.message = format!("{failure}; {}", error.message);
+                        return Err(error);
+                    }
+                }
+            }
+            if matches!(attempt, Attempt::Answer { .. }) {
+                self.token.accepted(generation);
+            }
             self.tell_run(decision.run);
             let (error, wait) = match decision.line {
                 ForLine::Done(settings) => {
@@ -291,21 +324,6 @@ impl WebexClient {
         }
     }
 
-    /// Takes the token out of whatever the answer put into the line's settings or
-    /// error (a server may echo the `Authorization` header back).
-    fn redact(&self, line: &mut ForLine) {
-        match line {
-            ForLine::Done(settings) => self.token.redact_json(settings),
-            ForLine::Retry { error, .. } | ForLine::GiveUp(error) => {
-                self.token.redact_in_place(&mut error.message);
-                if let Some(t) = &mut error.tracking_id {
-                    self.token.redact_in_place(t);
-                }
-            }
-            ForLine::Resend => {}
-        }
-    }
-
     fn not_audited(&self, attempts: u32, last: Option<LineError>) -> LineError {
         not_audited(self.stop.reason(), attempts, last)
     }
@@ -325,14 +343,12 @@ impl WebexClient {
             ForRun::Throttled { retry_after } => {
                 self.pacer.throttled(retry_after);
             }
-            ForRun::Unauthorized => {
-                self.pacer.answered();
-                self.stop.trigger(StopReason::Unauthorized);
-            }
+            // Handled before: the token source decides whether the run stops.
+            ForRun::Unauthorized => self.pacer.answered(),
         }
     }
 
-    async fn send(&self, url: &str) -> Attempt {
+    async fn send(&self, url: &str, token: &Token) -> Attempt {
         // A version-4 UUID from the thread's RNG: `Uuid::new_v4` asks the kernel for
         // fresh randomness on every call, a system call per request.
         let id = uuid::Builder::from_random_bytes(rand::random()).into_uuid();
@@ -340,6 +356,7 @@ impl WebexClient {
         let result = self
             .http
             .get(url)
+            .header(AUTHORIZATION, token.bearer_header())
             .header("TrackingID", tracking)
             .send()
             .await;
@@ -358,6 +375,21 @@ impl WebexClient {
             },
             Err(e) => failed(&e),
         }
+    }
+}
+
+/// Takes `token` (the one the request carried) out of whatever the answer put into the
+/// line's settings or error (a server may echo the `Authorization` header back).
+fn redact(token: &Token, line: &mut ForLine) {
+    match line {
+        ForLine::Done(settings) => token.redact_json(settings),
+        ForLine::Retry { error, .. } | ForLine::GiveUp(error) => {
+            token.redact_in_place(&mut error.message);
+            if let Some(t) = &mut error.tracking_id {
+                token.redact_in_place(t);
+            }
+        }
+        ForLine::Resend => {}
     }
 }
 
@@ -458,7 +490,7 @@ mod tests {
             max_body: 1024,
             max_stall: Duration::from_secs(60),
         };
-        let token = Token::new("t", "test").unwrap();
+        let token = Token::new("t", "test").unwrap().into();
         let c = WebexClient::new(&config, &token, Stop::default()).unwrap();
         assert_eq!(
             c.ptt_url("a/b?c#d%e é"),

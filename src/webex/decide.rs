@@ -341,6 +341,48 @@ pub(crate) fn backoff(retry: u32) -> Duration {
     full_jitter(retry)
 }
 
+/// What a 401 means for the run, given what it knows about its token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OnUnauthorized {
+    /// The token was renewed after this request was sent: send it again.
+    Resend,
+    /// Renew the token (one refresh for every request in flight), then send again.
+    Refresh,
+    /// Nothing can renew the token: the run stops.
+    Stop(Refusal),
+}
+
+/// Why a 401 stops the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// A fixed token (`--token-file`, `WEBEX_TOKEN`): there is nothing to refresh it with.
+    FixedToken,
+    /// The token was itself just refreshed and the API never accepted it: another
+    /// refresh would give the same (a missing scope, a revoked authorisation).
+    RefreshedTokenRefused,
+}
+
+/// Decides what a 401 to a request sent with token generation `sent_with` means, when
+/// the run's token is now at generation `current`. `refreshable`: the token comes from
+/// credentials. `unproven_refresh`: the current token came from a refresh by this run
+/// and the API has accepted no request sent with it.
+pub(crate) fn on_unauthorized(
+    sent_with: u64,
+    current: u64,
+    refreshable: bool,
+    unproven_refresh: bool,
+) -> OnUnauthorized {
+    if sent_with < current {
+        OnUnauthorized::Resend
+    } else if !refreshable {
+        OnUnauthorized::Stop(Refusal::FixedToken)
+    } else if unproven_refresh {
+        OnUnauthorized::Stop(Refusal::RefreshedTokenRefused)
+    } else {
+        OnUnauthorized::Refresh
+    }
+}
+
 /// The error of a line the run stopped before it was read. `last` is the error of
 /// its previous attempt, when it was waiting to retry.
 pub(crate) fn not_audited(

@@ -22,4 +22,5 @@ mod reliability;
 mod reports;
 mod simulator;
 mod stop_forbidden;
+mod unattended;
 mod webex_client;

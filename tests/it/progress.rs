@@ -37,7 +37,7 @@ fn settings(base: &str, out: &Path, rate: Rate, concurrency: usize) -> AuditSett
         api: ApiSettings {
             base_url: parse_base_url(base).expect("base URL"),
             org_id: None,
-            token: Token::new(TOKEN, "test").expect("token"),
+            token: Token::new(TOKEN, "test").expect("token").into(),
             rate,
             concurrency,
             timeout: Duration::from_secs(30),
@@ -53,6 +53,7 @@ fn settings(base: &str, out: &Path, rate: Rate, concurrency: usize) -> AuditSett
             findings: ptt_audit::settings::DEFAULT_FINDINGS,
             csv_bom: false,
             warn_expiring_days: ptt_audit::settings::DEFAULT_WARN_EXPIRING_DAYS,
+            keep: None,
         },
         eval_timeout: ptt_audit::settings::DEFAULT_EVAL_TIMEOUT,
     }

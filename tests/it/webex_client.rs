@@ -57,7 +57,7 @@ fn client(
     };
     WebexClient::new(
         &config,
-        &Token::new(TOKEN, "test").unwrap(),
+        &Token::new(TOKEN, "test").unwrap().into(),
         Stop::default(),
     )
     .unwrap()

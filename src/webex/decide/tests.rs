@@ -470,3 +470,24 @@ fn a_stopped_line_says_why_and_what_failed_last() {
         e.message
     );
 }
+
+#[test]
+fn a_401_is_resent_after_a_renewal_refreshed_once_and_never_twice_in_a_row() {
+    use OnUnauthorized::*;
+    // Sent with an older token than the run has now: another request refreshed.
+    assert_eq!(on_unauthorized(0, 1, true, true), Resend);
+    assert_eq!(on_unauthorized(3, 5, false, false), Resend);
+    // A fixed token cannot be renewed.
+    assert_eq!(
+        on_unauthorized(0, 0, false, false),
+        Stop(Refusal::FixedToken)
+    );
+    // The file's token, or a refreshed one that has worked since: refresh.
+    assert_eq!(on_unauthorized(0, 0, true, false), Refresh);
+    assert_eq!(on_unauthorized(2, 2, true, false), Refresh);
+    // A token just refreshed and refused before the API ever accepted it: stop.
+    assert_eq!(
+        on_unauthorized(1, 1, true, true),
+        Stop(Refusal::RefreshedTokenRefused)
+    );
+}
