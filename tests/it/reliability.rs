@@ -448,8 +448,10 @@ async fn faulty_api_every_line_reported_once_and_transient_faults_are_read() {
             list.to_str().expect("utf-8 path"),
             "--concurrency",
             "32",
+            // Under the simulator's 2 s stall, so `timeout` faults still time out,
+            // and far above a clean answer even on a loaded two-core machine.
             "--timeout",
-            "500ms",
+            "1500ms",
             "--max-retries",
             "5",
         ],
