@@ -11,7 +11,8 @@ use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION};
 use thiserror::Error;
 use url::Url;
 
-use super::decide::{backoff, decide, not_audited, Attempt, ForLine, ForRun, Tries, Wait};
+use super::answer::decode;
+use super::decide::{backoff, decide_as, not_audited, Attempt, ForLine, ForRun, Tries, Wait};
 use super::pace::Pacer;
 use super::stop::{Stop, StopReason};
 use super::token::Token;
@@ -165,30 +166,43 @@ impl WebexClient {
 
     /// Reads one line's Push-to-Talk settings, retrying per the contract. Returns the
     /// reason it could not, with status, API message, tracking ID and attempts.
+    pub async fn read_ptt(&self, id: &str) -> Result<Fetched, LineError> {
+        let (settings, attempts) = self
+            .fetch(&self.ptt_url(id), id, |_, body| decode(body))
+            .await?;
+        Ok(Fetched {
+            settings,
+            read_at: Utc::now(),
+            attempts,
+        })
+    }
+
+    /// GETs `url` until `read` accepts a 2xx answer, or the rules say to give up;
+    /// returns what `read` made of it and the requests sent. `what` names the line (or
+    /// page) in debug logs.
     ///
     /// The rules live in `decide.rs`; this loop only sends, waits for the pacer, the
-    /// backoff or the stop signal, and carries each decision out.
-    pub async fn read_ptt(&self, id: &str) -> Result<Fetched, LineError> {
-        let url = self.ptt_url(id);
+    /// backoff or the stop signal, and carries each decision out. Every endpoint goes
+    /// through here, so reads and listing share the pacer, pauses, budgets and stop.
+    pub(crate) async fn fetch<T>(
+        &self,
+        url: &str,
+        what: &str,
+        read: impl Fn(&HeaderMap, &[u8]) -> Result<T, String>,
+    ) -> Result<(T, u32), LineError> {
         let mut tries = Tries::new(self.max_retries);
         loop {
             if self.unless_stopped(self.pacer.acquire()).await.is_none() {
                 return Err(self.not_audited(tries.attempts, None));
             }
             tries.attempts += 1;
-            let Some(attempt) = self.unless_stopped(self.send(&url)).await else {
+            let Some(attempt) = self.unless_stopped(self.send(url)).await else {
                 return Err(self.not_audited(tries.attempts, None));
             };
-            let decision = decide(&attempt, &mut tries, SystemTime::now());
+            let decision = decide_as(&attempt, &mut tries, SystemTime::now(), &read);
             self.tell_run(decision.run);
             let (error, wait) = match decision.line {
-                ForLine::Done(settings) => {
-                    return Ok(Fetched {
-                        settings,
-                        read_at: Utc::now(),
-                        attempts: tries.attempts,
-                    })
-                }
+                ForLine::Done(value) => return Ok((value, tries.attempts)),
                 ForLine::GiveUp(error) => return Err(error),
                 // The pacer holds every request until the pause ends.
                 ForLine::Resend => continue,
@@ -199,7 +213,7 @@ impl WebexClient {
                 Wait::RunPause => Duration::ZERO,
             };
             tracing::debug!(
-                line = id,
+                line = what,
                 attempt = tries.attempts,
                 kind = error.kind.as_str(),
                 wait_ms = wait.as_millis() as u64,
