@@ -5,28 +5,35 @@
 //! report writers in input order through a bounded reorder window, so memory stays
 //! flat however many lines there are: no line's body is held once it is written.
 //!
+//! The lines are a stream: the explicit ones (`--lines`, `--line`) first, then, with
+//! `--all`, those the listing hands over page by page while the audit runs
+//! ([`crate::discovery`]); a bounded channel of one page lets listing run a page ahead
+//! and no further.
+//!
 //! The job prints nothing and handles no signal: its caller hands in the [`Stop`]
 //! signal (which an interrupt triggers) and a [`Progress`] it may draw from.
 
+use std::collections::HashSet;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context as _;
 use chrono::Utc;
 use futures::StreamExt;
-use tokio::sync::Semaphore;
+use tokio::sync::{mpsc, Semaphore};
 
+use crate::discovery::{self, DiscoveryReport, Lister};
 use crate::eval;
 use crate::evaluator::Evaluator;
 use crate::exit::{Exit, UsageError};
 use crate::input::InputLine;
-use crate::model::{ErrorKind, LineError, LineReport, LineStatus};
+use crate::model::{ErrorKind, LineError, LineIdentity, LineReport, LineStatus};
 use crate::policy::PolicySet;
 use crate::report::{Reports, RunEnd, RunMeta, Summary};
-use crate::settings::{AuditSettings, FailOn};
-use crate::webex::{ClientConfig, Stop, StopReason, WebexClient};
+use crate::settings::{ApiSettings, AuditSettings, FailOn};
+use crate::webex::{ClientConfig, ClientError, Stop, StopReason, WebexClient};
 
 /// How far ahead of the oldest unfinished line the run may start lines: bounds the
 /// results held for reordering, independently of `--concurrency`.
@@ -37,9 +44,20 @@ pub(crate) const REORDER_WINDOW: usize = 1024;
 pub struct Progress {
     total: AtomicUsize,
     done: AtomicUsize,
+    listing: AtomicBool,
 }
 
 impl Progress {
+    /// True while `--all` is still listing lines (the total is still growing).
+    pub fn listing(&self) -> bool {
+        self.listing.load(Ordering::Relaxed)
+    }
+
+    /// Counts `n` more lines to do.
+    pub(crate) fn add_total(&self, n: usize) {
+        self.total.fetch_add(n, Ordering::Relaxed);
+    }
+
     /// Lines finished (written to the reports) so far.
     pub fn done(&self) -> usize {
         self.done.load(Ordering::Relaxed)
@@ -64,10 +82,26 @@ pub struct Outcome {
     pub stopped: Option<StopReason>,
     /// Every line requested answered 404: most likely a wrong `--base-url` or org.
     pub all_not_found: bool,
+    /// What `--all`'s listing did; `None` without `--all`.
+    pub discovery: Option<DiscoveryReport>,
 }
 
-/// Runs one audit. Problems with the settings are errors (exit 2); everything that
-/// happens to individual lines ends up in the reports.
+/// The API client for `api`'s settings, stopped by `stop`.
+pub(crate) fn client_for(api: &ApiSettings, stop: &Stop) -> Result<WebexClient, ClientError> {
+    let config = ClientConfig {
+        base_url: api.base_url.clone(),
+        org_id: api.org_id.clone(),
+        timeout: api.timeout,
+        max_retries: api.max_retries,
+        rate: api.rate.per_second(),
+    };
+    WebexClient::new(&config, &api.token, stop.clone())
+}
+
+/// Runs one audit of `lines` (the explicit ones, deduplicated) and, with `--all`
+/// (`settings.discovery`), of every line listed that is not among them. Problems with
+/// the settings are errors (exit 2); everything that happens to individual lines, and
+/// to the listing, ends up in the reports.
 pub async fn run(
     settings: &AuditSettings,
     policies: Arc<PolicySet>,
@@ -76,15 +110,7 @@ pub async fn run(
     progress: &Progress,
 ) -> anyhow::Result<Outcome> {
     let (api, out) = (&settings.api, &settings.report);
-    let client_config = ClientConfig {
-        base_url: api.base_url.clone(),
-        org_id: api.org_id.clone(),
-        timeout: api.timeout,
-        max_retries: api.max_retries,
-        rate: api.rate.per_second(),
-    };
-    let client =
-        WebexClient::new(&client_config, &api.token, stop.clone()).map_err(UsageError::from)?;
+    let client = client_for(api, stop).map_err(UsageError::from)?;
     let started_at = Utc::now();
     let clock = Instant::now();
     let today = started_at.date_naive();
@@ -105,6 +131,7 @@ pub async fn run(
     progress.total.store(total, Ordering::Relaxed);
     tracing::info!(
         lines = total,
+        all = settings.discovery.is_some(),
         rules = policies.rules.len(),
         rate = ?api.rate,
         concurrency = api.concurrency,
@@ -118,9 +145,39 @@ pub async fn run(
     ));
     let permits = Arc::new(Semaphore::new(api.concurrency));
     let window = REORDER_WINDOW.max(api.concurrency * 4);
-    let mut results = futures::stream::iter(lines.into_iter().enumerate())
+
+    // With --all, the explicit lines are left out of the listing (each line once,
+    // explicit first): only their digests are kept.
+    let explicit: HashSet<u128> = match settings.discovery {
+        Some(_) => lines.iter().map(|l| discovery::digest(&l.id)).collect(),
+        None => HashSet::new(),
+    };
+    let mut lister = settings
+        .discovery
+        .as_ref()
+        .map(|d| Lister::new(&client, api, d));
+    let (pages_tx, pages_rx) = mpsc::channel::<Vec<InputLine>>(1);
+    progress.listing.store(lister.is_some(), Ordering::Relaxed);
+    let listing = async {
+        match lister.as_mut() {
+            Some(lister) => discovery::feed(lister, &explicit, pages_tx, &permits, progress).await,
+            // Nothing to list: the stream of listed lines ends at once.
+            None => drop(pages_tx),
+        }
+        progress.listing.store(false, Ordering::Relaxed);
+    };
+    let listed = futures::stream::unfold(pages_rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|page| (futures::stream::iter(page), rx))
+    })
+    .flatten();
+
+    let results = futures::stream::iter(lines)
+        .chain(listed)
+        .enumerate()
         .map(|(index, line)| {
-            let (id, name) = (line.id.clone(), line.name.clone());
+            let (id, identity) = (line.id.clone(), line.identity.clone());
             let policies_for_panic = policies.clone();
             let task = audit_line(
                 index,
@@ -133,35 +190,47 @@ pub async fn run(
             async move {
                 // A panic in one line's task must not sink the run.
                 tokio::spawn(task).await.unwrap_or_else(|e| {
-                    panicked_line(index, id, name, &policies_for_panic, &e.to_string())
+                    panicked_line(index, id, identity, &policies_for_panic, &e.to_string())
                 })
             }
         })
         .buffered(window);
 
-    let (mut read, mut requested, mut not_found) = (0usize, 0usize, 0usize);
-    while let Some(mut report) = results.next().await {
-        if let Some(previous) = &previous {
-            previous.annotate(&mut report, &policies);
+    let auditing = async {
+        // Dropped when this block ends, error or not, which ends the listing too.
+        let mut results = std::pin::pin!(results);
+        let (mut read, mut requested, mut not_found) = (0usize, 0usize, 0usize);
+        while let Some(mut report) = results.next().await {
+            if let Some(previous) = &previous {
+                previous.annotate(&mut report, &policies);
+            }
+            read += usize::from(report.read_at.is_some());
+            requested += usize::from(
+                report.read_at.is_some() || report.error.as_ref().is_some_and(|e| e.attempts > 0),
+            );
+            not_found +=
+                usize::from(report.error.as_ref().and_then(|e| e.http_status) == Some(404));
+            reports
+                .write_line(&report)
+                .context("cannot write the reports")?;
+            progress.done.fetch_add(1, Ordering::Relaxed);
         }
-        read += usize::from(report.read_at.is_some());
-        requested += usize::from(
-            report.read_at.is_some() || report.error.as_ref().is_some_and(|e| e.attempts > 0),
-        );
-        not_found += usize::from(report.error.as_ref().and_then(|e| e.http_status) == Some(404));
-        reports
-            .write_line(&report)
-            .context("cannot write the reports")?;
-        progress.done.fetch_add(1, Ordering::Relaxed);
-    }
+        anyhow::Ok((read, requested, not_found))
+    };
+    let ((), audited) = tokio::join!(listing, auditing);
+    let (read, requested, not_found) = audited?;
+    let discovery = lister.map(Lister::report);
+    let listed_all = discovery.as_ref().is_none_or(|d| d.complete);
 
     let stopped = stop.reason();
-    let exit = exit_code(reports.summary(), out.fail_on, stopped);
+    let exit = exit_code(reports.summary(), out.fail_on, stopped, listed_all);
     let end = RunEnd {
         finished_at: Utc::now(),
-        // A run stopped by a 401 is incomplete even when the refused line was its last.
-        complete: stopped.is_none() && reports.summary().lines.not_audited == 0,
+        // A run stopped by a 401 is incomplete even when the refused line was its last;
+        // one whose listing failed audited part of the org only.
+        complete: stopped.is_none() && reports.summary().lines.not_audited == 0 && listed_all,
         exit_code: i32::from(exit.code()),
+        discovery: discovery.clone(),
     };
     let (summary, paths) = reports.finish(end).context("cannot finish the reports")?;
     tracing::info!(
@@ -176,15 +245,22 @@ pub async fn run(
         exit,
         stopped,
         all_not_found: read == 0 && not_found > 1 && not_found == requested,
+        discovery,
     })
 }
 
-/// The contract's exit code for a finished run.
-pub(crate) fn exit_code(summary: &Summary, fail_on: FailOn, stopped: Option<StopReason>) -> Exit {
+/// The contract's exit code for a finished run; `listed_all` is false when `--all`'s
+/// listing failed (the audit then covers part of the org only).
+pub(crate) fn exit_code(
+    summary: &Summary,
+    fail_on: FailOn,
+    stopped: Option<StopReason>,
+    listed_all: bool,
+) -> Exit {
     if stopped == Some(StopReason::Unauthorized) {
         return Exit::Usage;
     }
-    if summary.is_incomplete() {
+    if summary.is_incomplete() || !listed_all {
         return Exit::Incomplete;
     }
     let failed = fail_on
@@ -202,7 +278,7 @@ pub(crate) fn exit_code(summary: &Summary, fail_on: FailOn, stopped: Option<Stop
 fn panicked_line(
     index: usize,
     id: String,
-    name: Option<String>,
+    identity: Arc<LineIdentity>,
     policies: &PolicySet,
     panic: &str,
 ) -> LineReport {
@@ -213,7 +289,7 @@ fn panicked_line(
     LineReport {
         index,
         id,
-        name,
+        identity,
         status: LineStatus::Error,
         read_at: None,
         settings: None,
@@ -236,7 +312,7 @@ async fn audit_line(
         index,
         findings: eval::unreadable(policies, &error.message),
         id: line.id.clone(),
-        name: line.name.clone(),
+        identity: line.identity.clone(),
         status,
         read_at: None,
         settings: None,
@@ -258,16 +334,21 @@ async fn audit_line(
     match client.read_ptt(&line.id).await {
         Ok(f) => {
             let settings = Arc::new(f.settings);
-            let findings = match evaluator.evaluate(&line.id, &settings, &stop).await {
+            let evaluated = evaluator
+                .evaluate(&line.id, &line.identity, &settings, &stop)
+                .await;
+            let findings = match evaluated {
                 Ok(findings) => findings,
-                Err(panic) => return panicked_line(index, line.id, line.name, policies, &panic),
+                Err(panic) => {
+                    return panicked_line(index, line.id, line.identity, policies, &panic)
+                }
             };
             LineReport {
                 index,
                 status: LineReport::status_from_findings(&findings),
                 findings,
                 id: line.id,
-                name: line.name,
+                identity: line.identity,
                 read_at: Some(f.read_at),
                 // Evaluation is over, so this is the only holder unless a rule ran
                 // too long and its thread still holds a copy.
@@ -279,6 +360,7 @@ async fn audit_line(
         Err(e) => {
             tracing::warn!(
                 line = %line.id,
+                line_name = line.identity.label(),
                 kind = e.kind.as_str(),
                 status = e.http_status,
                 tracking_id = e.tracking_id.as_deref().unwrap_or(""),
@@ -317,7 +399,13 @@ mod tests {
         )
         .unwrap_or_else(|e| panic!("{e}"));
         let panic = tokio::spawn(async { panic!("boom") }).await.unwrap_err();
-        let report = panicked_line(7, "L7".into(), None, &policies, &panic.to_string());
+        let report = panicked_line(
+            7,
+            "L7".into(),
+            LineIdentity::unknown(),
+            &policies,
+            &panic.to_string(),
+        );
         assert_eq!((report.index, report.status), (7, LineStatus::Error));
         let error = report.error.expect("an error");
         assert_eq!(error.kind, ErrorKind::Internal);

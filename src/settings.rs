@@ -35,6 +35,9 @@ pub const DEFAULT_MAX_RETRIES: u32 = 5;
 pub const DEFAULT_EVAL_TIMEOUT: Duration = Duration::from_secs(2);
 /// Default `--fail-on`.
 pub const DEFAULT_FAIL_ON: FailOn = FailOn::Low;
+/// Lines asked for per page of the listing (`max`) with `--all` and `ptt-audit lines`.
+/// The API may answer fewer; listing follows `next` links until there is none.
+pub const LIST_PAGE_SIZE: usize = 1000;
 /// Environment variable holding the token when `--token-file` is not given.
 pub const TOKEN_ENV: &str = "WEBEX_TOKEN";
 
@@ -152,6 +155,25 @@ impl ReportSettings {
     }
 }
 
+/// `--all` (and `ptt-audit lines`): list the org's virtual lines from the API.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DiscoverySettings {
+    /// `--location-id`: only lines of these locations; empty = every location.
+    pub location_ids: Vec<String>,
+    /// Lines asked for per page (`max`).
+    pub page_size: usize,
+}
+
+impl DiscoverySettings {
+    /// Every line of the org, or of `location_ids` when there are some.
+    pub fn new(location_ids: Vec<String>) -> DiscoverySettings {
+        DiscoverySettings {
+            location_ids,
+            page_size: LIST_PAGE_SIZE,
+        }
+    }
+}
+
 /// Everything one audit run needs besides its policies and its lines: shared by
 /// `audit` and `demo`.
 #[derive(Debug, Clone)]
@@ -160,6 +182,8 @@ pub struct AuditSettings {
     pub api: ApiSettings,
     /// The report side.
     pub report: ReportSettings,
+    /// `--all`: the lines listed from the API are audited too (after the explicit ones).
+    pub discovery: Option<DiscoverySettings>,
     /// How long one rule may run on one line before its result is `error`.
     pub eval_timeout: Duration,
 }
