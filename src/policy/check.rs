@@ -8,7 +8,8 @@
 //! at the line of its key: a later one is often the same mistake seen again.
 //!
 //! Here, statically: `vars.x` must name a defined var (unless the expression also tests
-//! `has(vars.x)`), `line.x` must be `line.id`, and every named function must exist in
+//! `has(vars.x)`), `line.x` must be one of `line`'s fields (`id`, `name`, `location_id`,
+//! `location_name`, `phone_number`, `extension`), and every named function must exist in
 //! the environment (probed by calling it with no argument: a known function answers
 //! "no matching overload", an unknown one "undeclared reference").
 //!
@@ -21,7 +22,7 @@
 
 use cel::common::ast::{EntryExpr, Expr as A, IdedExpr};
 
-use super::expr::{CelEnv, Expr, ExprKey};
+use super::expr::{CelEnv, Expr, ExprKey, LINE_FIELDS};
 use super::suggest::closest;
 
 /// A `vars.x` or `line.x` selection: the root and the field.
@@ -43,7 +44,8 @@ struct Cost {
 /// What the checks need to know of an expression, gathered in a single walk.
 #[derive(Debug, Default)]
 struct Uses {
-    /// `vars.x` and `line.x` (other than `line.id`) read outside `has()`, in tree order.
+    /// `vars.x`, and `line.x` other than `line`'s own fields, read outside `has()`, in
+    /// tree order.
     read: Vec<Selection>,
     /// `vars.x` and `line.x` tested with `has()`.
     tested: Vec<Selection>,
@@ -78,7 +80,9 @@ impl Uses {
                     if !bound.iter().any(|b| b == root) {
                         let sel = match root.as_str() {
                             "vars" => Some(("vars", s.field.clone())),
-                            "line" if s.field != "id" => Some(("line", s.field.clone())),
+                            "line" if !LINE_FIELDS.contains(&s.field.as_str()) => {
+                                Some(("line", s.field.clone()))
+                            }
                             _ => None,
                         };
                         if let Some(sel) = sel {
@@ -179,8 +183,8 @@ pub(super) struct Verdict {
 
 /// Checks `e`, the `which` of a rule, in one walk of its syntax tree.
 ///
-/// A problem is a `vars.x` that no `[vars]` table defines, a `line.x` other than
-/// `line.id`, or a call of a function the environment does not have. A warning is a
+/// A problem is a `vars.x` that no `[vars]` table defines, a `line.x` that is not one
+/// of `line`'s fields, or a call of a function the environment does not have. A warning is a
 /// cost that grows faster than the number of members.
 pub(super) fn check(
     env: &CelEnv,
@@ -232,8 +236,13 @@ fn problem(
     read.retain(|sel| !tested.contains(sel));
     for (root, field) in read {
         if root == "line" {
+            let hint = match closest(&field, LINE_FIELDS.into_iter()) {
+                Some(s) => format!("did you mean `line.{s}`? "),
+                None => String::new(),
+            };
             return Some(format!(
-                "`{key}` uses `line.{field}`, but `line` has only `id`"
+                "`{key}` uses `line.{field}`, but `line` has no such field ({hint}it has {})",
+                LINE_FIELDS.join(", ")
             ));
         }
         if !vars.contains_key(&field) {
@@ -303,8 +312,8 @@ mod tests {
     #[test]
     fn static_check_sees_vars_and_line_but_not_has_or_shadowed_names() {
         assert_eq!(
-            uses("vars.a + line.name + line.id").read,
-            [("vars", "a".to_string()), ("line", "name".to_string())]
+            uses("vars.a + line.nmae + line.id + line.location_name").read,
+            [("vars", "a".to_string()), ("line", "nmae".to_string())]
         );
         let Uses { read, tested, .. } = uses("has(vars.a) && [1].all(vars, vars.x == 1)");
         assert!(read.is_empty());
