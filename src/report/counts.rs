@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::effective_findings;
+use super::spotlight::Spotlight;
 use crate::model::{Change, LineReport, LineStatus, RuleStatus, Severity};
 use crate::policy::PolicySet;
 
@@ -180,6 +181,9 @@ pub struct Summary {
     /// Results by change since the previous report; only with `audit --previous`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) changes: Option<ChangeCounts>,
+    /// The few lines the human summary names. Not part of the JSON `summary` object.
+    #[serde(skip)]
+    pub spotlight: Spotlight,
 }
 
 impl Summary {
@@ -189,6 +193,8 @@ impl Summary {
     /// attributed to a severity; the writers report it as an error.
     pub(crate) fn add(&mut self, line: &LineReport, policies: &PolicySet) {
         self.lines.bump(line.status);
+        let mut failed = Vec::new();
+        let mut worst = None;
         for f in effective_findings(line, policies).iter() {
             self.results.bump(f.status);
             if let Some(change) = f.change {
@@ -200,9 +206,12 @@ impl Summary {
                 if let Some(rule) = policies.rules.get(f.rule) {
                     self.fail_by_severity.bump(rule.severity);
                     *self.failing_rules.entry(f.rule).or_insert(0) += 1;
+                    failed.push(rule.id.as_str());
+                    worst = worst.max(Some(rule.severity));
                 }
             }
         }
+        self.spotlight.add(line, &failed, worst);
     }
 
     /// `fail` results whose rule is at least `threshold` severe (for `--fail-on`).

@@ -7,9 +7,14 @@
 //! back from the spool one object at a time and embedded as it was written: memory
 //! holds one line at a time.
 //!
+//! `lines[].line` is the line's identity (`name`, `location_id`, `location_name`,
+//! `phone_number`, `extension`, each a string or null) and `run.discovery` what
+//! `--all`'s listing did (null without `--all`), as `CONTRACT.md` §7 says.
+//!
 //! Extra keys (allowed by the contract, never renamed): `rules[].enabled`,
-//! `description`, `remediation`, `references`; `lines[].name` (the input's name, or
-//! null); `results[].waiver` (`{reason, expires, state}`, only when a waiver matched).
+//! `description`, `remediation`, `references`; `lines[].name` (the line's name, or
+//! null: the same as `lines[].line.name`); `results[].waiver` (`{reason, expires,
+//! state}`, only when a waiver matched); `run.discovery.skipped`.
 
 use std::cell::RefCell;
 use std::io::{self, BufRead, Write};
@@ -26,7 +31,8 @@ use super::naming::file_name;
 use super::{
     effective_findings, rfc3339, ReportError, ReportWriter, RunEnd, RunMeta, Summary, WaiverState,
 };
-use crate::model::{Change, LineError, LineReport, LineStatus, RuleStatus, Severity};
+use crate::discovery::DiscoveryReport;
+use crate::model::{Change, LineError, LineIdentity, LineReport, LineStatus, RuleStatus, Severity};
 use crate::policy::{PolicySet, PolicySource};
 
 /// The `schema_version` this writer produces.
@@ -71,6 +77,7 @@ struct JsonRun<'a> {
     complete: bool,
     exit_code: i32,
     policies: &'a [PolicySource],
+    discovery: Option<&'a DiscoveryReport>,
 }
 
 #[derive(Serialize)]
@@ -103,6 +110,7 @@ struct JsonLine<'a> {
     results: Vec<JsonResult<'a>>,
     error: Option<&'a LineError>,
     name: Option<&'a str>,
+    line: &'a LineIdentity,
 }
 
 #[derive(Serialize)]
@@ -212,7 +220,8 @@ impl ReportWriter for JsonWriter {
             settings: line.settings.as_ref(),
             results,
             error: line.error.as_ref(),
-            name: line.name.as_deref(),
+            name: line.name(),
+            line: &line.identity,
         };
         let path = self.spool.path().to_path_buf();
         // Compact JSON escapes every newline inside strings, so the spool holds exactly
@@ -253,6 +262,7 @@ impl ReportWriter for JsonWriter {
                 complete: end.complete,
                 exit_code: end.exit_code,
                 policies: &p.sources,
+                discovery: end.discovery.as_ref(),
             },
             summary,
             rules: p

@@ -23,9 +23,12 @@ mod atomic;
 mod counts;
 pub mod csv;
 mod format;
+pub mod inventory;
 mod json;
 mod naming;
+mod rows;
 mod set;
+mod spotlight;
 mod summary;
 
 use std::borrow::Cow;
@@ -43,7 +46,8 @@ pub(crate) use self::csv::unneutralise;
 pub(crate) use self::format::ReportWriter;
 pub use self::format::{Format, FormatError};
 pub use self::set::Reports;
-pub use self::summary::render_summary;
+pub use self::spotlight::{Named, Spotlight};
+pub use self::summary::{render_discovery, render_summary};
 
 /// What is known about the run when it starts.
 #[derive(Debug, Clone)]
@@ -65,10 +69,12 @@ pub struct RunMeta {
 pub struct RunEnd {
     /// End time.
     pub finished_at: DateTime<Utc>,
-    /// False when the run stopped early (a 401, a signal).
+    /// False when the run stopped early (a 401, a signal), or `--all`'s listing failed.
     pub complete: bool,
     /// The process exit code.
     pub exit_code: i32,
+    /// What `--all`'s listing did (`run.discovery`); `None` without `--all`.
+    pub discovery: Option<crate::discovery::DiscoveryReport>,
 }
 
 pub(crate) use crate::eval::WaiverState;
