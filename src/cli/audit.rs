@@ -8,8 +8,9 @@ use ptt_audit::exit::{Exit, UsageError};
 use ptt_audit::job::{self, Progress};
 use ptt_audit::report::Format;
 use ptt_audit::settings::{
-    ApiSettings, AuditSettings, FailOn, Rate, ReportSettings, DEFAULT_CONCURRENCY,
-    DEFAULT_MAX_RETRIES, DEFAULT_OUT, DEFAULT_POLICIES, MAX_CONCURRENCY, TOKEN_ENV,
+    ApiSettings, AuditSettings, DiscoverySettings, FailOn, Rate, ReportSettings,
+    DEFAULT_CONCURRENCY, DEFAULT_MAX_RETRIES, DEFAULT_OUT, DEFAULT_POLICIES, MAX_CONCURRENCY,
+    TOKEN_ENV,
 };
 use ptt_audit::webex::{parse_base_url, Stop, Token, DEFAULT_BASE_URL};
 
@@ -27,6 +28,15 @@ pub struct AuditArgs {
     /// A virtual-line ID to audit. Repeatable.
     #[arg(long = "line", value_name = "ID")]
     pub line: Vec<String>,
+
+    /// Audit every virtual line of the org, listed from the API page by page (after
+    /// any given with --lines/--line; each line once).
+    #[arg(long)]
+    pub all: bool,
+
+    /// With --all: only lines of this location (its ID). Repeatable.
+    #[arg(long = "location-id", value_name = "ID", requires = "all", value_parser = parse_location_id)]
+    pub location_id: Vec<String>,
 
     /// Organization to audit, sent as `orgId` on every request (partner admins).
     #[arg(long, value_name = "ORG", env = "WEBEX_ORG_ID")]
@@ -98,6 +108,15 @@ fn parse_formats(s: &str) -> Result<FormatList, String> {
         .map_err(|e| e.to_string())
 }
 
+/// A `--location-id`: sent as a query parameter, so anything but blank will do.
+pub(super) fn parse_location_id(s: &str) -> Result<String, String> {
+    let id = s.trim();
+    if id.is_empty() || id.chars().any(char::is_control) {
+        return Err("a location ID must not be empty or hold control characters".into());
+    }
+    Ok(id.to_string())
+}
+
 fn parse_concurrency(s: &str) -> Result<usize, String> {
     match s.trim().parse::<usize>() {
         Ok(n) if (1..=MAX_CONCURRENCY).contains(&n) => Ok(n),
@@ -107,7 +126,7 @@ fn parse_concurrency(s: &str) -> Result<usize, String> {
     }
 }
 
-fn parse_timeout(s: &str) -> Result<Duration, String> {
+pub(super) fn parse_timeout(s: &str) -> Result<Duration, String> {
     match humantime::parse_duration(s) {
         Ok(d) if !d.is_zero() => Ok(d),
         Ok(_) => Err("the timeout must be longer than zero".into()),
@@ -145,6 +164,9 @@ impl AuditArgs {
                 fail_on: self.fail_on,
                 previous: self.previous.clone(),
             },
+            discovery: self
+                .all
+                .then(|| DiscoverySettings::new(self.location_id.clone())),
             eval_timeout: self.eval_timeout,
         })
     }
@@ -158,7 +180,13 @@ pub async fn run(args: AuditArgs, ui: &Ui) -> anyhow::Result<Exit> {
         ui.tell(super::ui::Tone::Warn, &format!("warning: {warning}"));
     }
     let settings = args.resolve(std::env::var(TOKEN_ENV).ok())?;
-    let lines = ptt_audit::input::collect(&args.lines, &args.line).map_err(UsageError::from)?;
+    // With --all the listing may be all there is: no explicit ID is fine then.
+    let lines = if args.all {
+        ptt_audit::input::collect_any(&args.lines, &args.line)
+    } else {
+        ptt_audit::input::collect(&args.lines, &args.line)
+    }
+    .map_err(UsageError::from)?;
     let policies = Arc::new(policies);
     let (stop, progress) = (Stop::default(), Arc::new(Progress::default()));
     let mut attended = ui.attend(&stop, &progress);
@@ -227,6 +255,30 @@ mod tests {
                 .to_string();
             assert!(err.contains("--eval-timeout"), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn all_and_location_ids_resolve_to_discovery() {
+        let s = parse(&[]).resolve(Some("tok".into())).expect("resolves");
+        assert_eq!(s.discovery, None);
+        let s = parse(&["--all", "--location-id", " L1 ", "--location-id", "L2"])
+            .resolve(Some("tok".into()))
+            .expect("resolves");
+        let d = s.discovery.expect("--all");
+        assert_eq!(d.location_ids, ["L1", "L2"]);
+        assert_eq!(d.page_size, ptt_audit::settings::LIST_PAGE_SIZE);
+    }
+
+    #[test]
+    fn location_id_without_all_or_blank_is_refused() {
+        let err = Wrapper::try_parse_from(["audit", "--location-id", "L1"])
+            .expect_err("needs --all")
+            .to_string();
+        assert!(err.contains("--all"), "{err}");
+        let err = Wrapper::try_parse_from(["audit", "--all", "--location-id", " "])
+            .expect_err("blank")
+            .to_string();
+        assert!(err.contains("must not be empty"), "{err}");
     }
 
     #[test]

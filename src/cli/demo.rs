@@ -69,14 +69,16 @@ pub async fn run(args: DemoArgs, ui: &Ui) -> anyhow::Result<Exit> {
     ui.print_outcome(&demo.audit, &demo.policies);
     let stats = &demo.stats;
     ui.print(&format!(
-        "\nWhat you just saw: ptt-audit read {} simulated virtual lines from a local stand-in \
-         for the Webex API, which answered {} requests with these troubles: {} throttled (429), \
+        "\nWhat you just saw: ptt-audit listed and read {} simulated virtual lines from a local \
+         stand-in for the Webex API, which answered {} requests with these troubles: {} throttled (429), \
          {} server errors, {} dropped connections, {} broken bodies, {} slow answers. It paced, \
          paused and retried through them and evaluated {} with {}.\n\
          (The exit code above is what `audit` would return for these results; the demo itself \
          exits 0 when every line that exists was read.)\n\
-         To audit your real lines: put their IDs in ids.txt and your token in token.txt, then run\n  \
-         ptt-audit audit --lines ids.txt --token-file token.txt\n",
+         To audit your real lines: put your token in token.txt, then run\n  \
+         ptt-audit audit --all --token-file token.txt\n\
+         (`ptt-audit lines --out lines.csv` lists them first, to trim in a spreadsheet and \
+         audit with --lines lines.csv.)\n",
         demo.audit.summary.lines.total,
         stats.requests,
         stats.throttled,

@@ -9,6 +9,7 @@ mod audit;
 mod check;
 #[cfg(feature = "simulator")]
 mod demo;
+mod lines;
 pub mod log;
 #[cfg(feature = "simulator")]
 mod simulate;
@@ -23,7 +24,7 @@ pub use self::ui::Ui;
 /// policies, and writes JSON and CSV reports.
 ///
 /// Start with `ptt-audit demo` (no token needed), then `ptt-audit check-policies`, then
-/// `ptt-audit audit --lines ids.txt --token-file token.txt`.
+/// `ptt-audit audit --all --token-file token.txt`.
 #[derive(Debug, Parser)]
 #[command(name = "ptt-audit", version, about, long_about)]
 pub struct Cli {
@@ -71,6 +72,12 @@ enum Command {
     Audit(audit::AuditArgs),
     /// Validate policy files and list their rules and waivers (exit 0 valid, 2 invalid).
     CheckPolicies(check::CheckArgs),
+    /// List the org's virtual lines as CSV (id,name,location_id,location_name,
+    /// phone_number,extension), ready for `audit --lines`.
+    ///
+    /// Exit codes: 0 every page listed; 2 bad invocation or token; 3 listing failed
+    /// part-way (a file given with --out is then not written).
+    Lines(lines::LinesArgs),
     /// Run the whole job against a built-in simulated Webex API on 127.0.0.1 (no token
     /// needed); reports go to `reports/`.
     #[cfg(feature = "simulator")]
@@ -86,6 +93,7 @@ impl Cli {
         match self.command {
             Command::CheckPolicies(args) => check::run(args, ui),
             Command::Audit(args) => ui::run_async(ui::Threads::One, audit::run(args, ui)),
+            Command::Lines(args) => ui::run_async(ui::Threads::One, lines::run(args, ui)),
             #[cfg(feature = "simulator")]
             Command::Demo(args) => ui::run_async(ui::Threads::One, demo::run(args, ui)),
             #[cfg(feature = "simulator")]

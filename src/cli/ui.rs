@@ -77,12 +77,28 @@ impl Ui {
 
     /// Prints an audit's summary to stdout, and what went wrong to stderr.
     pub fn print_outcome(&self, outcome: &Outcome, policies: &PolicySet) {
-        self.print(&ptt_audit::report::render_summary(
-            &outcome.summary,
-            policies,
-            &outcome.paths,
-            i32::from(outcome.exit.code()),
+        let listed = outcome
+            .discovery
+            .as_ref()
+            .map(ptt_audit::report::render_discovery)
+            .unwrap_or_default();
+        self.print(&format!(
+            "{listed}{}",
+            ptt_audit::report::render_summary(
+                &outcome.summary,
+                policies,
+                &outcome.paths,
+                i32::from(outcome.exit.code()),
+            )
         ));
+        if let Some(hint) = outcome
+            .discovery
+            .as_ref()
+            .and_then(|d| d.error.as_ref())
+            .and_then(listing_hint)
+        {
+            self.tell(Tone::Warn, hint);
+        }
         let unread = if outcome.summary.lines.not_audited > 0 {
             "Lines not read are marked not_audited; reports were written."
         } else {
@@ -120,6 +136,30 @@ impl Ui {
         let ticker = (!self.quiet && std::io::stderr().is_terminal())
             .then(|| tokio::spawn(show_progress(progress.clone())));
         Attended { signals, ticker }
+    }
+
+    /// Interrupts turned into the stop signal, without a progress line.
+    pub fn attend_quietly(&self, stop: &Stop) -> Attended {
+        Attended {
+            signals: tokio::spawn(watch_signals(stop.clone())),
+            ticker: None,
+        }
+    }
+}
+
+/// What to check when listing the lines failed with this error, if a hint helps.
+pub fn listing_hint(error: &ptt_audit::model::LineError) -> Option<&'static str> {
+    match error.http_status {
+        Some(403) => Some(
+            "hint: listing the virtual lines answered 403 Forbidden: the token may lack the \
+             scope spark-admin:telephony_config_read, or may not administer the org \
+             --org-id names",
+        ),
+        Some(404) => Some(
+            "hint: listing the virtual lines answered 404 Not Found: check that --base-url \
+             ends in /v1 (https://webexapis.com/v1)",
+        ),
+        _ => None,
     }
 }
 
@@ -190,9 +230,15 @@ async fn show_progress(progress: Arc<Progress>) {
         tick.tick().await;
         let (n, total) = (progress.done(), progress.total());
         let secs = start.elapsed().as_secs_f64().max(0.001);
+        // While --all still lists, the total grows: say so.
+        let more = if progress.listing() {
+            "+ (listing)"
+        } else {
+            ""
+        };
         let _ = write!(
             std::io::stderr(),
-            "\r\x1b[2K  {n}/{total} lines  {:.0}/s  {:.0}s",
+            "\r\x1b[2K  {n}/{total}{more} lines  {:.0}/s  {:.0}s",
             n as f64 / secs,
             secs
         );
