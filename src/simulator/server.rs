@@ -4,7 +4,7 @@
 //! One fallback handler routes by hand: it is cheaper than a router for two routes
 //! and it lets every answer, including 404 and 405, carry a `TrackingID`.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,10 +15,11 @@ use axum::response::Response;
 use axum::Router;
 use tokio::sync::watch;
 
-use super::data::Dataset;
+use super::data::{Dataset, SyntheticLine};
 use super::faults::{splitmix64, Fault, FaultPlan, OVERSIZED_BODY};
 use super::limit::RateLimit;
 use super::stats::SimStats;
+use super::ListQuirks;
 
 /// The path prefix of both endpoints (the base URL ends in `/v1`).
 const LINES_PATH: &str = "/v1/telephony/config/virtualLines";
@@ -42,6 +43,10 @@ pub(crate) struct Shared {
     pub shutdown: watch::Receiver<bool>,
     /// `host:port` for `Link` URLs when a request has no `Host` header.
     pub authority: String,
+    /// How the list endpoint pages and misbehaves.
+    pub listing: ListQuirks,
+    /// 503s the failing page has answered so far.
+    pub failing_page_failures: AtomicU32,
 }
 
 /// Arrival times of every request, shared with the `RunningSimulator`.
@@ -164,6 +169,12 @@ async fn handle(State(s): State<Arc<Shared>>, req: Request) -> Response {
         );
     }
     let org = query_param(uri.query(), "orgId");
+    if let Route::List = route {
+        s.stats.list_requests.fetch_add(1, Ordering::Relaxed);
+        if s.org_id.is_some() && org.is_none() {
+            s.stats.list_without_org.fetch_add(1, Ordering::Relaxed);
+        }
+    }
     if let (Some(want), Some(got)) = (&s.org_id, &org) {
         if want != got {
             return s.error(
@@ -304,10 +315,38 @@ impl Shared {
                     ),
                 },
             };
-        let total = self.data.lines.len();
-        let from = start.min(total);
-        let to = start.saturating_add(max).min(total);
-        let page = &self.data.lines[from..to];
+        let per_page = self.listing.page_limit.map_or(max, |limit| max.min(limit));
+        if let Some(failing) = self.listing.failing_page {
+            if start / per_page + 1 == failing.page {
+                let failures = self.failing_page_failures.fetch_add(1, Ordering::Relaxed);
+                if failing.times.is_none_or(|n| failures < n) {
+                    return self.error(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        tid,
+                        "Service Unavailable: please try again later.",
+                        None,
+                    );
+                }
+            }
+        }
+        let wanted: Vec<usize> = url::form_urlencoded::parse(query.unwrap_or("").as_bytes())
+            .filter(|(k, _)| k == "locationId")
+            .filter_map(|(_, v)| self.data.locations.iter().position(|l| *l == v))
+            .collect();
+        let asked_for_locations = query_param(query, "locationId").is_some();
+        let lines = &self.data.lines;
+        // The page, and whether lines remain after it.
+        let (page, more): (Vec<&SyntheticLine>, bool) = if asked_for_locations {
+            let mut matching = lines.iter().filter(|l| wanted.contains(&l.location));
+            let page: Vec<_> = matching.by_ref().skip(start).take(per_page).collect();
+            (page, matching.next().is_some())
+        } else {
+            let (from, to) = (
+                start.min(lines.len()),
+                start.saturating_add(per_page).min(lines.len()),
+            );
+            (lines[from..to].iter().collect(), to < lines.len())
+        };
         let mut body =
             String::with_capacity(20 + page.iter().map(|l| l.list_item.len() + 1).sum::<usize>());
         body.push_str("{\"virtualLines\":[");
@@ -319,18 +358,30 @@ impl Shared {
         }
         body.push_str("]}");
 
-        let link = (to < total).then(|| {
-            let host = headers
-                .get(header::HOST)
-                .and_then(|h| h.to_str().ok())
-                .unwrap_or(&self.authority);
+        let link = more.then(|| {
+            let origin = match &self.listing.next_origin {
+                Some(o) => o.trim_end_matches('/').to_string(),
+                None => {
+                    let host = headers
+                        .get(header::HOST)
+                        .and_then(|h| h.to_str().ok())
+                        .unwrap_or(&self.authority);
+                    format!("http://{host}")
+                }
+            };
             let mut q = url::form_urlencoded::Serializer::new(String::new());
             q.append_pair("max", &max.to_string());
-            q.append_pair("start", &to.to_string());
-            if let Some(org) = query_param(query, "orgId") {
+            q.append_pair("start", &(start + page.len()).to_string());
+            if let Some(org) = query_param(query, "orgId").filter(|_| !self.listing.next_drops_org)
+            {
                 q.append_pair("orgId", &org);
             }
-            format!("<http://{host}{LINES_PATH}?{}>; rel=\"next\"", q.finish())
+            for (k, v) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+                if k == "locationId" {
+                    q.append_pair("locationId", &v);
+                }
+            }
+            format!("<{origin}{LINES_PATH}?{}>; rel=\"next\"", q.finish())
         });
         self.json(StatusCode::OK, tid, Bytes::from(body), link)
     }

@@ -20,6 +20,8 @@ pub struct SimStats {
     pub(crate) oversized: AtomicU64,
     pub(crate) echoed: AtomicU64,
     pub(crate) wrong_type: AtomicU64,
+    pub(crate) list_requests: AtomicU64,
+    pub(crate) list_without_org: AtomicU64,
 }
 
 /// A copy of [`SimStats`] at one moment.
@@ -57,6 +59,12 @@ pub struct SimStatsSnapshot {
     pub echoed: u64,
     /// 200 answers with `allowAutoAnswer` as a string (`wrongtype` faults).
     pub wrong_type: u64,
+    /// Requests for the list endpoint (`GET …/virtualLines`), refused ones included.
+    pub list_requests: u64,
+    /// Of those, requests without an `orgId` while the simulator acts as an org
+    /// (`SimConfig::org_id`): a client that follows a next link without putting `orgId`
+    /// back would list the token's own org.
+    pub list_without_org: u64,
 }
 
 impl SimStats {
@@ -78,6 +86,8 @@ impl SimStats {
             oversized: get(&self.oversized),
             echoed: get(&self.echoed),
             wrong_type: get(&self.wrong_type),
+            list_requests: get(&self.list_requests),
+            list_without_org: get(&self.list_without_org),
         }
     }
 
@@ -100,7 +110,7 @@ impl fmt::Display for SimStatsSnapshot {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "requests={} 200={} 400/405={} 401={} 403={} 404={} 429={} 5xx={} resets={} timeouts={} malformed={} oversized={} echoed={} wrongtype={}",
+            "requests={} 200={} 400/405={} 401={} 403={} 404={} 429={} 5xx={} resets={} timeouts={} malformed={} oversized={} echoed={} wrongtype={} list={} list_without_org={}",
             self.requests,
             self.ok,
             self.bad_request,
@@ -114,7 +124,9 @@ impl fmt::Display for SimStatsSnapshot {
             self.malformed,
             self.oversized,
             self.echoed,
-            self.wrong_type
+            self.wrong_type,
+            self.list_requests,
+            self.list_without_org
         )
     }
 }
