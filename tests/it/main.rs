@@ -5,6 +5,8 @@
 mod common;
 
 mod cli;
+mod discovery;
+mod discovery_sim;
 mod hardening_eval;
 mod hardening_io;
 mod policy_cases;
