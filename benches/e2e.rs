@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo bench --bench e2e                   # every scenario, about 2 minutes
-//! cargo bench --bench e2e -- pace wxc       # only these (throughput, wxc, pace, throttled)
+//! cargo bench --bench e2e -- pace wxc       # only these (throughput, all, wxc, pace, throttled)
 //! PTT_BENCH_RUNS=5 cargo bench --bench e2e  # repeat throughput and wxc runs (default 3)
 //! ```
 //!
@@ -19,6 +19,9 @@
 //! Scenarios:
 //! - `throughput`: `--rate 0 --concurrency 64`, 10,000 and 100,000 lines: lines/s, CPU
 //!   seconds per 1,000 lines, peak RSS, and how much RSS grows per extra line.
+//! - `all`: `audit --all` (the lines listed from the API, page by page, audited as
+//!   they arrive) against an ID file of the same 100,000 lines, runs interleaved: peak
+//!   RSS (target: the same 64 MB), and throughput within 10% of the ID-file run's.
 //! - `pace`: `--rate 50`, 1,000 lines (20 s): achieved rate over configured (from the
 //!   server-side arrival times), and the most requests that started in any one second.
 //! - `throttled`: a server allowing 20 requests/s, `--rate 100`, 1,000 lines: wall time
@@ -59,6 +62,9 @@ const SERVER_LIMIT: f64 = 20.0;
 const THROTTLED_RATE: f64 = 100.0;
 const THROTTLED_LINES: usize = 1_000;
 const WXC_LINES: usize = 2_000;
+const ALL_LINES: usize = 100_000;
+/// `--all` may be this much slower than reading the same lines from an ID file.
+const ALL_SLOWDOWN: f64 = 0.10;
 const WXC_CONCURRENCY: usize = 8;
 
 /// What one child process cost, from `wait4`.
@@ -281,9 +287,9 @@ fn main() {
         "ptt-audit end-to-end benchmark ({} cores, ptt-audit at {BIN})",
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
-    if wanted("throughput") || wanted("wxc") {
-        let lines = if wanted("throughput") {
-            100_000
+    if wanted("throughput") || wanted("wxc") || wanted("all") {
+        let lines = if wanted("throughput") || wanted("all") {
+            ALL_LINES
         } else {
             WXC_LINES
         };
@@ -301,6 +307,9 @@ fn main() {
         );
         if wanted("throughput") {
             throughput(&mut launcher, &sim, dir.path(), runs, &mut table);
+        }
+        if wanted("all") {
+            all(&mut launcher, &sim, dir.path(), runs, &mut table);
         }
         if wanted("wxc") {
             wxc(&mut launcher, &sim, dir.path(), runs, &mut table);
@@ -347,17 +356,35 @@ fn audit(
     rate: f64,
     concurrency: usize,
 ) -> (Usage, Lines) {
+    let input = vec!["--lines".to_string(), ids.display().to_string()];
+    audit_input(launcher, sim, &input, lines_in(ids), dir, rate, concurrency)
+}
+
+/// Runs `ptt-audit audit` with `input` (`--lines FILE`, `--all`, …) for about `lines`
+/// lines, and returns what it cost and what its report says.
+fn audit_input(
+    launcher: &mut Launcher,
+    sim: &RunningSimulator,
+    input: &[String],
+    lines: usize,
+    dir: &Path,
+    rate: f64,
+    concurrency: usize,
+) -> (Usage, Lines) {
     let out = dir.join("reports");
     let _ = std::fs::remove_dir_all(&out);
     let log = dir.join("audit.log");
     // Twice the slowest expected run, and at least a minute.
     let expected = match rate {
-        r if r > 0.0 => Duration::from_secs_f64(lines_in(ids) as f64 / r.min(SERVER_LIMIT)),
-        _ => Duration::from_secs_f64(lines_in(ids) as f64 / 1_000.0),
+        r if r > 0.0 => Duration::from_secs_f64(lines as f64 / r.min(SERVER_LIMIT)),
+        _ => Duration::from_secs_f64(lines as f64 / 1_000.0),
     };
-    let job = Job::new(BIN, &log, (expected * 2).max(Duration::from_secs(60)))
-        .args(["-q", "audit", "--lines"])
-        .arg(ids)
+    let mut job =
+        Job::new(BIN, &log, (expected * 2).max(Duration::from_secs(60))).args(["-q", "audit"]);
+    for a in input {
+        job = job.arg(a);
+    }
+    let job = job
         .args(["--base-url", &sim.base_url])
         .args(["--rate", &rate.to_string()])
         .args(["--concurrency", &concurrency.to_string()])
@@ -587,6 +614,82 @@ fn throughput(
             format!("{per_line:.0}"),
             format!("<= {RSS_GROWTH_TARGET_BYTES_PER_LINE:.0} (the ID list)"),
             Some(per_line <= RSS_GROWTH_TARGET_BYTES_PER_LINE),
+        );
+    }
+}
+
+/// `--all` against an ID file of the same lines, runs interleaved so that a busy
+/// machine slows both alike.
+fn all(
+    launcher: &mut Launcher,
+    sim: &RunningSimulator,
+    dir: &Path,
+    runs: usize,
+    table: &mut Table,
+) {
+    let n = sim.ids.len();
+    let ids = write_ids(dir, "ids-all.txt", &sim.ids);
+    let from_file = vec!["--lines".to_string(), ids.display().to_string()];
+    let listed = vec!["--all".to_string()];
+    let (mut file_rate, mut all_rate, mut file_rss, mut all_rss) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut unread = 0;
+    for _ in 0..runs {
+        for (input, rate, rss, label) in [
+            (&from_file, &mut file_rate, &mut file_rss, "ID file"),
+            (&listed, &mut all_rate, &mut all_rss, "--all"),
+        ] {
+            let (u, lines) = audit_input(launcher, sim, input, n, dir, 0.0, THROUGHPUT_CONCURRENCY);
+            eprintln!(
+                "  all, {label}: {:.2} s wall, {:.2} s CPU, {:.1} MB peak RSS, {} of {} lines read",
+                u.wall.as_secs_f64(),
+                u.cpu.as_secs_f64(),
+                mb(u.max_rss_bytes as f64),
+                lines.read,
+                lines.total
+            );
+            rate.push(lines.read as f64 / u.wall.as_secs_f64());
+            rss.push(mb(u.max_rss_bytes as f64));
+            unread = unread.max(n as u64 - lines.read);
+        }
+    }
+    let k = n / 1000;
+    table.add(
+        "all",
+        format!("{k}k lines from an ID file: lines/s"),
+        med_best(&file_rate, true, 0),
+        "",
+        None,
+    );
+    let ratio = median(all_rate.clone()) / median(file_rate.clone());
+    table.add(
+        "all",
+        format!("{k}k lines with --all: lines/s"),
+        format!("{} ({ratio:.2}x the ID file)", med_best(&all_rate, true, 0)),
+        format!(">= {:.2}x", 1.0 - ALL_SLOWDOWN),
+        Some(ratio >= 1.0 - ALL_SLOWDOWN && unread == 0),
+    );
+    table.add(
+        "all",
+        format!("{k}k lines from an ID file: peak RSS, MB"),
+        med_best(&file_rss, false, 1),
+        "",
+        None,
+    );
+    table.add(
+        "all",
+        format!("{k}k lines with --all: peak RSS, MB"),
+        med_best(&all_rss, false, 1),
+        format!("<= {RSS_TARGET_MB:.0}"),
+        Some(median(all_rss.clone()) <= RSS_TARGET_MB),
+    );
+    if unread > 0 {
+        table.add(
+            "all",
+            "lines not read",
+            unread.to_string(),
+            "0",
+            Some(false),
         );
     }
 }
