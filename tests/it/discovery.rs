@@ -504,7 +504,9 @@ async fn a_refused_token_while_listing_stops_the_run_with_exit_2() {
     assert_eq!(report_ids(&report), ["EXPLICIT"]);
     // Refused too if its read went out before the listing's 401 came back; else never
     // sent. Never read either way.
-    let kind = report["lines"][0]["error"]["kind"].as_str().unwrap_or_default();
+    let kind = report["lines"][0]["error"]["kind"]
+        .as_str()
+        .unwrap_or_default();
     assert!(matches!(kind, "auth" | "not_audited"), "{kind}");
     let d = &report["run"]["discovery"];
     assert_eq!(d["complete"], false);

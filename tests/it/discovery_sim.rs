@@ -441,8 +441,8 @@ async fn a_rule_on_line_location_name_judges_each_line_by_its_location() {
     let dir = tempfile::tempdir().expect("tempdir");
     let policies = dir.path().join("policies");
     std::fs::create_dir(&policies).expect("mkdir");
-    let baseline = std::fs::read_to_string(Path::new(POLICIES).join("baseline.toml"))
-        .expect("the baseline");
+    let baseline =
+        std::fs::read_to_string(Path::new(POLICIES).join("baseline.toml")).expect("the baseline");
     let tuned = baseline.replace(
         "one_way_locations = []",
         "one_way_locations = [\"hq san josé\"]",
