@@ -154,6 +154,7 @@ impl Evaluator {
                     let rule = self.enabled[findings.len()];
                     tracing::warn!(
                         line = line_id,
+                        line_name = identity.label(),
                         rule = self.policies.rules[rule].id.as_str(),
                         "{message}: result error"
                     );
@@ -163,7 +164,11 @@ impl Evaluator {
                     }
                 }
                 End::Unstarted(message) => {
-                    tracing::warn!(line = line_id, "{message}: results error");
+                    tracing::warn!(
+                        line = line_id,
+                        line_name = identity.label(),
+                        "{message}: results error"
+                    );
                     self.fill(&mut findings, &message);
                 }
             }

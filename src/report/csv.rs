@@ -1,4 +1,6 @@
-//! `STEM-findings.csv` and `STEM-lines.csv` (`CONTRACT.md` §6).
+//! `STEM-findings.csv` and `STEM-lines.csv` (`CONTRACT.md` §6, with §7's identity
+//! columns at the end). The columns and each cell's value come from `rows.rs`, which
+//! every tabular format shares; this writer renders the cells as neutralised text.
 //!
 //! Choices, for users' spreadsheets and scripts:
 //! - Comma, RFC 4180 quoting (a cell with a comma, quote or newline is quoted, quotes

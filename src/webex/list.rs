@@ -172,7 +172,14 @@ impl Pages {
         let (answer, attempts) = match client.fetch(url.as_str(), &label, read_answer).await {
             Ok(a) => a,
             Err(mut e) => {
-                e.message = format!("listing page {} failed: {}", self.pages + 1, e.message);
+                let page = self.pages + 1;
+                e.message = match e.message.strip_prefix("not read: ") {
+                    // The run stopped (a 401 elsewhere, a signal): not this page's fault.
+                    Some(why) if e.kind == ErrorKind::NotAudited => {
+                        format!("listing stopped before page {page} was read: {why}")
+                    }
+                    _ => format!("listing page {page} failed: {}", e.message),
+                };
                 return Some(Err(e));
             }
         };
