@@ -14,6 +14,7 @@
 mod data;
 mod faults;
 mod limit;
+mod list;
 mod server;
 mod stats;
 

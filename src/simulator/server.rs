@@ -15,16 +15,16 @@ use axum::response::Response;
 use axum::Router;
 use tokio::sync::watch;
 
-use super::data::{Dataset, SyntheticLine};
+use super::data::Dataset;
 use super::faults::{splitmix64, Fault, FaultPlan, OVERSIZED_BODY};
 use super::limit::RateLimit;
 use super::stats::SimStats;
 use super::ListQuirks;
 
 /// The path prefix of both endpoints (the base URL ends in `/v1`).
-const LINES_PATH: &str = "/v1/telephony/config/virtualLines";
-const DEFAULT_MAX: usize = 100;
-const MAX_MAX: usize = 1000;
+pub(super) const LINES_PATH: &str = "/v1/telephony/config/virtualLines";
+pub(super) const DEFAULT_MAX: usize = 100;
+pub(super) const MAX_MAX: usize = 1000;
 
 /// Everything the handler needs, shared by all connections.
 pub(crate) struct Shared {
@@ -117,7 +117,10 @@ fn route(path: &str) -> Route<'_> {
 }
 
 /// The first value of query parameter `name`, decoded.
-fn query_param<'a>(query: Option<&'a str>, name: &str) -> Option<std::borrow::Cow<'a, str>> {
+pub(super) fn query_param<'a>(
+    query: Option<&'a str>,
+    name: &str,
+) -> Option<std::borrow::Cow<'a, str>> {
     let query = query?;
     url::form_urlencoded::parse(query.as_bytes())
         .find(|(k, _)| k == name)
@@ -287,105 +290,6 @@ impl Shared {
         }
     }
 
-    fn list(&self, tid: &str, query: Option<&str>, headers: &HeaderMap) -> Response {
-        let max = match query_param(query, "max") {
-            None => DEFAULT_MAX,
-            Some(v) => match v.parse::<usize>() {
-                Ok(n) if n >= 1 => n.min(MAX_MAX),
-                _ => {
-                    return self.error(
-                        StatusCode::BAD_REQUEST,
-                        tid,
-                        "Invalid value for parameter max: a positive integer is required.",
-                        None,
-                    )
-                }
-            },
-        };
-        let start =
-            match query_param(query, "start") {
-                None => 0,
-                Some(v) => match v.parse::<usize>() {
-                    Ok(n) => n,
-                    Err(_) => return self.error(
-                        StatusCode::BAD_REQUEST,
-                        tid,
-                        "Invalid value for parameter start: a non-negative integer is required.",
-                        None,
-                    ),
-                },
-            };
-        let per_page = self.listing.page_limit.map_or(max, |limit| max.min(limit));
-        if let Some(failing) = self.listing.failing_page {
-            if start / per_page + 1 == failing.page {
-                let failures = self.failing_page_failures.fetch_add(1, Ordering::Relaxed);
-                if failing.times.is_none_or(|n| failures < n) {
-                    return self.error(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        tid,
-                        "Service Unavailable: please try again later.",
-                        None,
-                    );
-                }
-            }
-        }
-        let wanted: Vec<usize> = url::form_urlencoded::parse(query.unwrap_or("").as_bytes())
-            .filter(|(k, _)| k == "locationId")
-            .filter_map(|(_, v)| self.data.locations.iter().position(|l| *l == v))
-            .collect();
-        let asked_for_locations = query_param(query, "locationId").is_some();
-        let lines = &self.data.lines;
-        // The page, and whether lines remain after it.
-        let (page, more): (Vec<&SyntheticLine>, bool) = if asked_for_locations {
-            let mut matching = lines.iter().filter(|l| wanted.contains(&l.location));
-            let page: Vec<_> = matching.by_ref().skip(start).take(per_page).collect();
-            (page, matching.next().is_some())
-        } else {
-            let (from, to) = (
-                start.min(lines.len()),
-                start.saturating_add(per_page).min(lines.len()),
-            );
-            (lines[from..to].iter().collect(), to < lines.len())
-        };
-        let mut body =
-            String::with_capacity(20 + page.iter().map(|l| l.list_item.len() + 1).sum::<usize>());
-        body.push_str("{\"virtualLines\":[");
-        for (k, line) in page.iter().enumerate() {
-            if k > 0 {
-                body.push(',');
-            }
-            body.push_str(&line.list_item);
-        }
-        body.push_str("]}");
-
-        let link = more.then(|| {
-            let origin = match &self.listing.next_origin {
-                Some(o) => o.trim_end_matches('/').to_string(),
-                None => {
-                    let host = headers
-                        .get(header::HOST)
-                        .and_then(|h| h.to_str().ok())
-                        .unwrap_or(&self.authority);
-                    format!("http://{host}")
-                }
-            };
-            let mut q = url::form_urlencoded::Serializer::new(String::new());
-            q.append_pair("max", &max.to_string());
-            q.append_pair("start", &(start + page.len()).to_string());
-            if let Some(org) = query_param(query, "orgId").filter(|_| !self.listing.next_drops_org)
-            {
-                q.append_pair("orgId", &org);
-            }
-            for (k, v) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
-                if k == "locationId" {
-                    q.append_pair("locationId", &v);
-                }
-            }
-            format!("<{origin}{LINES_PATH}?{}>; rel=\"next\"", q.finish())
-        });
-        self.json(StatusCode::OK, tid, Bytes::from(body), link)
-    }
-
     fn throttled(&self, tid: &str, wait: Duration) -> Response {
         // Whole seconds, rounded up, at least 1: a client that obeys it gets through.
         let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
@@ -412,7 +316,13 @@ impl Shared {
     }
 
     /// A Webex-shaped error: `message`, `errors[].description`, `trackingId`.
-    fn error(&self, status: StatusCode, tid: &str, message: &str, code: Option<u32>) -> Response {
+    pub(super) fn error(
+        &self,
+        status: StatusCode,
+        tid: &str,
+        message: &str,
+        code: Option<u32>,
+    ) -> Response {
         let mut detail = serde_json::Map::new();
         detail.insert("description".into(), message.into());
         if let Some(code) = code {
@@ -427,7 +337,13 @@ impl Shared {
         self.json(status, tid, Bytes::from(bytes), None)
     }
 
-    fn json(&self, status: StatusCode, tid: &str, body: Bytes, link: Option<String>) -> Response {
+    pub(super) fn json(
+        &self,
+        status: StatusCode,
+        tid: &str,
+        body: Bytes,
+        link: Option<String>,
+    ) -> Response {
         self.stats.count_status(status.as_u16());
         let mut r = Response::new(Body::from(body));
         *r.status_mut() = status;
