@@ -3,174 +3,25 @@
 //! pagination troubles the real API has shown (a `next` link that drops `orgId`, one
 //! that points elsewhere, a `Link` header that does not parse, items without `id`).
 //!
-//! A hand-written axum server rather than wiremock: some answers must wait for other
-//! requests (to show that auditing starts before the listing ends, and that a 429 on a
-//! read pauses the listing), which a wiremock responder cannot do.
+//! The API is `scripted_api`, not wiremock: some answers must wait for other requests
+//! (to show that auditing starts before the listing ends, and that a 429 on a read
+//! pauses the listing), which a wiremock responder cannot do.
 
-use std::future::Future;
 use std::path::Path;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::body::Body;
-use axum::extract::{Request, State};
 use axum::http::{header, StatusCode};
-use axum::response::Response;
-use axum::Router;
 use serde_json::{json, Value};
 use tokio::sync::Notify;
 
-use crate::common::{file_ending, loopback, read_csv_maps, read_report, run_binary};
+use crate::common::{file_ending, read_csv_maps, read_report, run_binary};
+use crate::scripted_api::{
+    item, json_response, next, page, reply, settings, Api, Reply, Seen, LIST_PATH,
+};
 
 const TOKEN: &str = "discovery-token-3b7e91c4";
 const POLICIES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/policies");
-const LIST_PATH: &str = "/v1/telephony/config/virtualLines";
-
-/// One request as the scripted API saw it.
-#[derive(Debug, Clone)]
-struct Seen {
-    at: Instant,
-    path: String,
-    query: Vec<(String, String)>,
-    authorization: String,
-}
-
-impl Seen {
-    fn is_list(&self) -> bool {
-        self.path == LIST_PATH
-    }
-
-    /// Every value of query parameter `key`.
-    fn param(&self, key: &str) -> Vec<&str> {
-        self.query
-            .iter()
-            .filter(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-            .collect()
-    }
-
-    /// The line ID of a settings read.
-    fn line_id(&self) -> Option<&str> {
-        self.path
-            .strip_prefix(LIST_PATH)?
-            .strip_prefix('/')?
-            .strip_suffix("/pushToTalk")
-    }
-}
-
-type Reply = Pin<Box<dyn Future<Output = Response> + Send>>;
-type Script = Arc<dyn Fn(Seen) -> Reply + Send + Sync>;
-
-#[derive(Clone)]
-struct Shared {
-    script: Script,
-    seen: Arc<Mutex<Vec<Seen>>>,
-}
-
-/// A scripted API, serving on this test's runtime.
-struct Api {
-    base_url: String,
-    origin: String,
-    seen: Arc<Mutex<Vec<Seen>>>,
-}
-
-impl Api {
-    async fn start(script: impl Fn(Seen) -> Reply + Send + Sync + 'static) -> Api {
-        let listener = tokio::net::TcpListener::bind(loopback())
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("address");
-        let shared = Shared {
-            script: Arc::new(script),
-            seen: Arc::new(Mutex::new(Vec::new())),
-        };
-        let seen = shared.seen.clone();
-        let app = Router::new().fallback(handle).with_state(shared);
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        Api {
-            base_url: format!("http://{addr}/v1"),
-            origin: format!("http://{addr}"),
-            seen,
-        }
-    }
-
-    fn seen(&self) -> Vec<Seen> {
-        self.seen.lock().expect("not poisoned").clone()
-    }
-
-    fn list_requests(&self) -> Vec<Seen> {
-        self.seen().into_iter().filter(Seen::is_list).collect()
-    }
-}
-
-async fn handle(State(s): State<Shared>, req: Request) -> Response {
-    let seen = Seen {
-        at: Instant::now(),
-        path: req.uri().path().to_string(),
-        query: url::form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
-            .into_owned()
-            .collect(),
-        authorization: req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string(),
-    };
-    s.seen.lock().expect("not poisoned").push(seen.clone());
-    (s.script)(seen).await
-}
-
-fn json_response(status: StatusCode, body: &Value) -> Response {
-    let mut r = Response::new(Body::from(body.to_string()));
-    *r.status_mut() = status;
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static("application/json"),
-    );
-    r
-}
-
-/// A list page with these items, and a `Link` header when `link` is given.
-fn page(items: Vec<Value>, link: Option<String>) -> Response {
-    let mut r = json_response(StatusCode::OK, &json!({ "virtualLines": items }));
-    if let Some(link) = link {
-        r.headers_mut()
-            .insert(header::LINK, link.parse().expect("a header value"));
-    }
-    r
-}
-
-/// `<target>; rel="next"`.
-fn next(target: &str) -> Option<String> {
-    Some(format!("<{target}>; rel=\"next\""))
-}
-
-/// A list item as the API shapes it.
-fn item(id: &str, first: &str, last: &str, location: (&str, &str), ext: &str) -> Value {
-    json!({
-        "id": id, "firstName": first, "lastName": last,
-        "externalCallerIdNamePolicy": "DIRECT_LINE",
-        "number": {"external": format!("+1984555{ext}"), "extension": ext, "primary": true},
-        "location": {"id": location.0, "name": location.1},
-        "numberOfDevicesAssigned": 1,
-    })
-}
-
-/// A line's settings: compliant with the baseline pack when ONE_WAY.
-fn settings(connection: &str) -> Response {
-    json_response(
-        StatusCode::OK,
-        &json!({"allowAutoAnswer": false, "connectionType": connection,
-                "accessType": "BLOCK_MEMBERS", "members": [{"id": "p", "type": "PEOPLE"}]}),
-    )
-}
-
-fn reply(r: Response) -> Reply {
-    Box::pin(async move { r })
-}
-
 /// `ptt-audit audit --all` against `base_url`, unpaced, reports into `out`.
 async fn audit_all(base_url: &str, out: &Path, extra: &[&str]) -> std::process::Output {
     let mut args: Vec<String> = [

@@ -13,5 +13,6 @@ mod policy_cases;
 mod policy_load;
 mod reliability;
 mod reports;
+mod scripted_api;
 mod simulator;
 mod webex_client;
