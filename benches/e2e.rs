@@ -63,8 +63,10 @@ const THROTTLED_RATE: f64 = 100.0;
 const THROTTLED_LINES: usize = 1_000;
 const WXC_LINES: usize = 2_000;
 const ALL_LINES: usize = 100_000;
-/// `--all` may be this much slower than reading the same lines from an ID file.
-const ALL_SLOWDOWN: f64 = 0.10;
+
+// The root of a bench target looks for modules beside it, not in `e2e/`.
+#[path = "e2e/all.rs"]
+mod all;
 const WXC_CONCURRENCY: usize = 8;
 
 /// What one child process cost, from `wait4`.
@@ -309,7 +311,7 @@ fn main() {
             throughput(&mut launcher, &sim, dir.path(), runs, &mut table);
         }
         if wanted("all") {
-            all(&mut launcher, &sim, dir.path(), runs, &mut table);
+            all::all(&mut launcher, &sim, dir.path(), runs, &mut table);
         }
         if wanted("wxc") {
             wxc(&mut launcher, &sim, dir.path(), runs, &mut table);
@@ -614,82 +616,6 @@ fn throughput(
             format!("{per_line:.0}"),
             format!("<= {RSS_GROWTH_TARGET_BYTES_PER_LINE:.0} (the ID list)"),
             Some(per_line <= RSS_GROWTH_TARGET_BYTES_PER_LINE),
-        );
-    }
-}
-
-/// `--all` against an ID file of the same lines, runs interleaved so that a busy
-/// machine slows both alike.
-fn all(
-    launcher: &mut Launcher,
-    sim: &RunningSimulator,
-    dir: &Path,
-    runs: usize,
-    table: &mut Table,
-) {
-    let n = sim.ids.len();
-    let ids = write_ids(dir, "ids-all.txt", &sim.ids);
-    let from_file = vec!["--lines".to_string(), ids.display().to_string()];
-    let listed = vec!["--all".to_string()];
-    let (mut file_rate, mut all_rate, mut file_rss, mut all_rss) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let mut unread = 0;
-    for _ in 0..runs {
-        for (input, rate, rss, label) in [
-            (&from_file, &mut file_rate, &mut file_rss, "ID file"),
-            (&listed, &mut all_rate, &mut all_rss, "--all"),
-        ] {
-            let (u, lines) = audit_input(launcher, sim, input, n, dir, 0.0, THROUGHPUT_CONCURRENCY);
-            eprintln!(
-                "  all, {label}: {:.2} s wall, {:.2} s CPU, {:.1} MB peak RSS, {} of {} lines read",
-                u.wall.as_secs_f64(),
-                u.cpu.as_secs_f64(),
-                mb(u.max_rss_bytes as f64),
-                lines.read,
-                lines.total
-            );
-            rate.push(lines.read as f64 / u.wall.as_secs_f64());
-            rss.push(mb(u.max_rss_bytes as f64));
-            unread = unread.max(n as u64 - lines.read);
-        }
-    }
-    let k = n / 1000;
-    table.add(
-        "all",
-        format!("{k}k lines from an ID file: lines/s"),
-        med_best(&file_rate, true, 0),
-        "",
-        None,
-    );
-    let ratio = median(all_rate.clone()) / median(file_rate.clone());
-    table.add(
-        "all",
-        format!("{k}k lines with --all: lines/s"),
-        format!("{} ({ratio:.2}x the ID file)", med_best(&all_rate, true, 0)),
-        format!(">= {:.2}x", 1.0 - ALL_SLOWDOWN),
-        Some(ratio >= 1.0 - ALL_SLOWDOWN && unread == 0),
-    );
-    table.add(
-        "all",
-        format!("{k}k lines from an ID file: peak RSS, MB"),
-        med_best(&file_rss, false, 1),
-        "",
-        None,
-    );
-    table.add(
-        "all",
-        format!("{k}k lines with --all: peak RSS, MB"),
-        med_best(&all_rss, false, 1),
-        format!("<= {RSS_TARGET_MB:.0}"),
-        Some(median(all_rss.clone()) <= RSS_TARGET_MB),
-    );
-    if unread > 0 {
-        table.add(
-            "all",
-            "lines not read",
-            unread.to_string(),
-            "0",
-            Some(false),
         );
     }
 }
