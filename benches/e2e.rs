@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo bench --bench e2e                   # every scenario, about 2 minutes
-//! cargo bench --bench e2e -- pace wxc       # only these (throughput, all, wxc, pace, throttled)
+//! cargo bench --bench e2e -- pace wxc       # only these (throughput, all, formats, wxc, pace, throttled)
 //! PTT_BENCH_RUNS=5 cargo bench --bench e2e  # repeat throughput and wxc runs (default 3)
 //! ```
 //!
@@ -26,6 +26,8 @@
 //!   server-side arrival times), and the most requests that started in any one second.
 //! - `throttled`: a server allowing 20 requests/s, `--rate 100`, 1,000 lines: wall time
 //!   against the ideal 50 s, share of requests refused with 429, lines not read.
+//! - `formats`: 100,000 lines with `--format all` (JSON, CSVs, xlsx, HTML) against
+//!   `--format json,csv`, runs interleaved: wall time ratio, peak RSS, file sizes.
 //! - `wxc`: `benches/wxc_sdk_audit.py` (a wxc_sdk script, concurrency 8) against
 //!   ptt-audit `--concurrency 8` on the same 2,000 lines: CPU per 1,000 lines and wall
 //!   time. Skipped when `python3 -c 'import wxc_sdk'` fails.
@@ -67,6 +69,9 @@ const ALL_LINES: usize = 100_000;
 // The root of a bench target looks for modules beside it, not in `e2e/`.
 #[path = "e2e/all.rs"]
 mod all;
+const FORMATS_LINES: usize = 100_000;
+/// `--format all` may take at most this much longer than `--format json,csv`.
+const FORMATS_TIME_RATIO: f64 = 1.5;
 const WXC_CONCURRENCY: usize = 8;
 
 /// What one child process cost, from `wait4`.
@@ -289,8 +294,8 @@ fn main() {
         "ptt-audit end-to-end benchmark ({} cores, ptt-audit at {BIN})",
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
-    if wanted("throughput") || wanted("wxc") || wanted("all") {
-        let lines = if wanted("throughput") || wanted("all") {
+    if wanted("throughput") || wanted("wxc") || wanted("all") || wanted("formats") {
+        let lines = if wanted("throughput") || wanted("all") || wanted("formats") {
             ALL_LINES
         } else {
             WXC_LINES
@@ -312,6 +317,9 @@ fn main() {
         }
         if wanted("all") {
             all::all(&mut launcher, &sim, dir.path(), runs, &mut table);
+        }
+        if wanted("formats") {
+            formats(&mut launcher, &sim, dir.path(), runs, &mut table);
         }
         if wanted("wxc") {
             wxc(&mut launcher, &sim, dir.path(), runs, &mut table);
@@ -358,8 +366,31 @@ fn audit(
     rate: f64,
     concurrency: usize,
 ) -> (Usage, Lines) {
+    let (usage, lines, _) = audit_with(launcher, sim, ids, dir, rate, concurrency, &[]);
+    (usage, lines)
+}
+
+/// [`audit`] with more arguments; also returns the size of each report file by its
+/// suffix (`.json`, `-findings.csv`, `.xlsx`…).
+fn audit_with(
+    launcher: &mut Launcher,
+    sim: &RunningSimulator,
+    ids: &Path,
+    dir: &Path,
+    rate: f64,
+    concurrency: usize,
+    extra: &[&str],
+) -> (Usage, Lines, Vec<(String, u64)>) {
     let input = vec!["--lines".to_string(), ids.display().to_string()];
-    audit_input(launcher, sim, &input, lines_in(ids), dir, rate, concurrency)
+    audit_run(
+        launcher,
+        sim,
+        &input,
+        lines_in(ids),
+        dir,
+        (rate, concurrency),
+        extra,
+    )
 }
 
 /// Runs `ptt-audit audit` with `input` (`--lines FILE`, `--all`, …) for about `lines`
@@ -373,6 +404,21 @@ fn audit_input(
     rate: f64,
     concurrency: usize,
 ) -> (Usage, Lines) {
+    let (usage, lines, _) = audit_run(launcher, sim, input, lines, dir, (rate, concurrency), &[]);
+    (usage, lines)
+}
+
+/// [`audit_input`] with more arguments (`extra`, after the others) and the size of each
+/// report file by its suffix.
+fn audit_run(
+    launcher: &mut Launcher,
+    sim: &RunningSimulator,
+    input: &[String],
+    lines: usize,
+    dir: &Path,
+    (rate, concurrency): (f64, usize),
+    extra: &[&str],
+) -> (Usage, Lines, Vec<(String, u64)>) {
     let out = dir.join("reports");
     let _ = std::fs::remove_dir_all(&out);
     let log = dir.join("audit.log");
@@ -393,6 +439,8 @@ fn audit_input(
         .arg("--out")
         .arg(&out)
         .args(["--policies", POLICIES]);
+    let mut job = job;
+    job.args.extend(extra.iter().map(|a| a.to_string()));
     let usage = launcher.run(&job);
     // 0 (all compliant) and 1 (some rule failed) are the exit codes of a complete run.
     if !matches!(usage.exit_code, 0 | 1) {
@@ -401,8 +449,31 @@ fn audit_input(
         eprintln!("ptt-audit exited {}:\n{text}", usage.exit_code);
     }
     let lines = report_lines(&out);
+    let sizes = report_sizes(&out);
     let _ = std::fs::remove_dir_all(&out);
-    (usage, lines)
+    (usage, lines, sizes)
+}
+
+/// The report files in `out` by suffix after the stem, with their sizes.
+fn report_sizes(out: &Path) -> Vec<(String, u64)> {
+    let mut sizes: Vec<(String, u64)> = std::fs::read_dir(out)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter_map(|e| {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    let suffix = name
+                        .strip_prefix("ptt-audit-")?
+                        .split_once('Z')?
+                        .1
+                        .to_string();
+                    Some((suffix, e.metadata().ok()?.len()))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    sizes.sort();
+    sizes
 }
 
 /// Spawns `cmd` (stdout and stderr to `log`) and waits for it with `wait4`, which
@@ -616,6 +687,98 @@ fn throughput(
             format!("{per_line:.0}"),
             format!("<= {RSS_GROWTH_TARGET_BYTES_PER_LINE:.0} (the ID list)"),
             Some(per_line <= RSS_GROWTH_TARGET_BYTES_PER_LINE),
+        );
+    }
+}
+
+/// `--format all` against `--format json,csv` on the same 100,000 lines, interleaved so
+/// that a busy machine slows both alike.
+fn formats(
+    launcher: &mut Launcher,
+    sim: &RunningSimulator,
+    dir: &Path,
+    runs: usize,
+    table: &mut Table,
+) {
+    let ids = write_ids(dir, "ids-formats.txt", &sim.ids[..FORMATS_LINES]);
+    let (mut base_wall, mut all_wall, mut all_rss, mut base_rss) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut sizes = Vec::new();
+    let mut unread = 0;
+    for _ in 0..runs {
+        for (list, wall, rss) in [
+            ("json,csv", &mut base_wall, &mut base_rss),
+            ("all", &mut all_wall, &mut all_rss),
+        ] {
+            let (u, lines, s) = audit_with(
+                launcher,
+                sim,
+                &ids,
+                dir,
+                0.0,
+                THROUGHPUT_CONCURRENCY,
+                &["--format", list],
+            );
+            eprintln!(
+                "  formats {list}: {:.2} s wall, {:.2} s CPU, {:.1} MB peak RSS, {} of {} lines read",
+                u.wall.as_secs_f64(),
+                u.cpu.as_secs_f64(),
+                mb(u.max_rss_bytes as f64),
+                lines.read,
+                lines.total
+            );
+            wall.push(u.wall.as_secs_f64());
+            rss.push(mb(u.max_rss_bytes as f64));
+            unread = unread.max(FORMATS_LINES as u64 - lines.read);
+            if list == "all" {
+                sizes = s;
+            }
+        }
+    }
+    let k = FORMATS_LINES / 1000;
+    table.add(
+        "formats",
+        format!("{k}k lines --format json,csv: wall s"),
+        med_best(&base_wall, false, 2),
+        "",
+        None,
+    );
+    table.add(
+        "formats",
+        format!("{k}k lines --format all: wall s"),
+        med_best(&all_wall, false, 2),
+        "",
+        None,
+    );
+    let ratio = median(all_wall) / median(base_wall);
+    table.add(
+        "formats",
+        "wall time, all / json,csv",
+        format!("{ratio:.2}x"),
+        format!("<= {FORMATS_TIME_RATIO}x"),
+        Some(ratio <= FORMATS_TIME_RATIO && unread == 0),
+    );
+    table.add(
+        "formats",
+        "--format all: peak RSS, MB",
+        med_best(&all_rss, false, 1),
+        format!("<= {RSS_TARGET_MB:.0}"),
+        Some(median(all_rss) <= RSS_TARGET_MB),
+    );
+    table.add(
+        "formats",
+        "--format json,csv: peak RSS, MB",
+        med_best(&base_rss, false, 1),
+        "",
+        None,
+    );
+    for (suffix, bytes) in sizes {
+        table.add(
+            "formats",
+            format!("{suffix} size, MB"),
+            format!("{:.1}", mb(bytes as f64)),
+            "",
+            None,
         );
     }
 }

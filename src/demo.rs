@@ -11,14 +11,15 @@ use crate::job::{self, Outcome, Progress};
 use crate::policy::PolicySet;
 use crate::settings::{
     ApiSettings, AuditSettings, DiscoverySettings, Rate, ReportSettings, DEFAULT_CONCURRENCY,
-    DEFAULT_EVAL_TIMEOUT, DEFAULT_MAX_RETRIES, DEFAULT_POLICIES,
+    DEFAULT_EVAL_TIMEOUT, DEFAULT_MAX_BODY, DEFAULT_MAX_RETRIES, DEFAULT_MAX_STALL,
 };
-use crate::simulator::{self, Faults, SimConfig, SimStatsSnapshot};
-use crate::webex::{parse_base_url, Stop, Token};
+use crate::simulator::{self, Faults, OAuthConfig, SimConfig, SimStatsSnapshot};
+use crate::webex::{parse_base_url, Credentials, Stop, TokenSource};
 
 /// Faults the demo's simulated API injects: a realistic sprinkling of the failures
 /// the real API shows, all transient except the 404s.
-pub const DEMO_FAULTS: &str = "5xx=0.03,timeout=0.005,reset=0.01,malformed=0.01,404=0.01";
+pub const DEMO_FAULTS: &str =
+    "5xx=0.03,timeout=0.005,reset=0.01,malformed=0.01,404=0.01,oversized=0.003,echo=0.005,wrongtype=0.005";
 /// How many simulated lines the demo audits by default.
 pub const DEMO_LINES: usize = 300;
 /// The demo's default seed.
@@ -32,6 +33,10 @@ pub(crate) const DEMO_TIMEOUT: Duration = Duration::from_secs(1);
 /// demo's few hundred lines then take several pages, as a real org's do.
 pub(crate) const DEMO_PAGE_LIMIT: usize = 100;
 
+/// Lifetime of the demo's access tokens: long enough that the first is not refreshed
+/// before the run (under 30 minutes it would be).
+const DEMO_TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
+
 /// What `ptt-audit demo` takes.
 #[derive(Debug, Clone)]
 pub struct DemoSettings {
@@ -39,14 +44,16 @@ pub struct DemoSettings {
     pub lines: usize,
     /// Seed of the simulated data and faults (same seed, same results).
     pub seed: u64,
-    /// Policies to audit with.
-    pub policies: PathBuf,
+    /// Policies to audit with; `None`: `policies/` here, else the built-in pack.
+    pub policies: Option<PathBuf>,
     /// Folder for the reports.
     pub out: PathBuf,
     /// The audit's pace.
     pub rate: Rate,
     /// Faults the simulated API injects.
     pub faults: Faults,
+    /// Report formats.
+    pub formats: Vec<crate::report::Format>,
 }
 
 /// What a demo run produced, for the caller to present.
@@ -86,23 +93,32 @@ pub async fn run(
     progress: &Progress,
     started: impl FnOnce(&str, usize),
 ) -> anyhow::Result<DemoOutcome> {
-    // Outside the repository there is no `policies/` folder: the demo then uses the
-    // baseline pack built into the binary, so that it works from anywhere.
-    let builtin = settings.policies == Path::new(DEFAULT_POLICIES) && !settings.policies.exists();
-    let (policies, policies_origin) = if builtin {
-        let set =
-            crate::policy::load_str(Path::new("(built-in baseline)"), crate::policy::BASELINE)?;
-        (set, "the baseline pack built into ptt-audit".to_string())
-    } else {
-        let set = job::load_policies(&settings.policies)?;
-        (set, settings.policies.display().to_string())
+    let origin = job::choose_policies(settings.policies.as_deref());
+    let policies = job::load_policies(&origin)?;
+    let policies_origin = origin.to_string();
+    let made_up = || uuid::Uuid::new_v4().simple().to_string();
+    let oauth = OAuthConfig {
+        client_id: format!("demo-client-{}", made_up()),
+        client_secret: format!("demo-secret-{}", made_up()),
+        refresh_token: format!("demo-refresh-{}", made_up()),
+        access_token: Some(format!("demo-access-{}", made_up())),
+        access_token_lifetime: DEMO_TOKEN_LIFETIME,
+        // The first token gives out two thirds of the way through, as if it expired
+        // mid-run: the demo shows one refresh for all the requests in flight.
+        access_token_requests: Some((settings.lines as u64 * 2 / 3).max(1)),
+        refresh_token_lifetime: Duration::from_secs(90 * 86_400),
+        rotate: true,
     };
-    let secret = format!("demo-{}", uuid::Uuid::new_v4().simple());
+    // The demo runs from a credentials file, as a cron job would; it lives in a
+    // private temporary folder, removed at the end.
+    let creds_dir = tempfile::tempdir()?;
+    let creds_file = creds_dir.path().join("credentials.toml");
+    write_credentials(&creds_file, &oauth)?;
     let sim = simulator::start(
         SimConfig {
             lines: settings.lines,
             seed: settings.seed,
-            token: Some(secret.clone()),
+            oauth: Some(oauth),
             faults: settings.faults,
             // One throttling episode, early in the run, as a busy API would answer.
             throttle_windows: vec![(Duration::from_millis(800), Duration::from_secs(1))],
@@ -117,17 +133,24 @@ pub async fn run(
     )
     .await?;
     started(&sim.base_url, sim.ids.len());
+    let base_url = parse_base_url(&sim.base_url)?;
+    let token = TokenSource::refreshing(Credentials::load(&creds_file)?, &base_url, DEMO_TIMEOUT)?;
     let audit_settings = AuditSettings {
         api: ApiSettings {
-            base_url: parse_base_url(&sim.base_url)?,
+            base_url,
             org_id: None,
-            token: Token::new(&secret, "demo")?,
+            token,
             rate: settings.rate,
             concurrency: DEFAULT_CONCURRENCY,
             timeout: DEMO_TIMEOUT,
             max_retries: DEFAULT_MAX_RETRIES,
+            max_body: DEFAULT_MAX_BODY,
+            max_stall: DEFAULT_MAX_STALL,
         },
-        report: ReportSettings::defaults(settings.out),
+        report: ReportSettings {
+            formats: settings.formats,
+            ..ReportSettings::defaults(settings.out)
+        },
         discovery: Some(DiscoverySettings::new(Vec::new())),
         eval_timeout: DEFAULT_EVAL_TIMEOUT,
     };
@@ -142,10 +165,36 @@ pub async fn run(
     .await;
     let stats = sim.stats();
     sim.shutdown().await;
+    drop(creds_dir);
     Ok(DemoOutcome {
         audit: audit?,
         policies,
         policies_origin,
         stats,
     })
+}
+
+/// Writes the demo's credentials file as a person would (client and refresh token), plus
+/// the access token the simulated API already handed out, readable by its owner only.
+fn write_credentials(path: &Path, oauth: &OAuthConfig) -> std::io::Result<()> {
+    let quoted = |s: &str| toml::Value::String(s.to_string()).to_string();
+    let expires = chrono::Utc::now() + DEMO_TOKEN_LIFETIME;
+    let mut text = format!(
+        "client_id = {}\nclient_secret = {}\nrefresh_token = {}\n",
+        quoted(&oauth.client_id),
+        quoted(&oauth.client_secret),
+        quoted(&oauth.refresh_token)
+    );
+    if let Some(token) = &oauth.access_token {
+        text.push_str(&format!(
+            "access_token = {}\naccess_token_expires_at = {}\n",
+            quoted(token),
+            expires.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        ));
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    std::io::Write::write_all(&mut options.open(path)?, text.as_bytes())
 }

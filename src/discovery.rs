@@ -202,12 +202,24 @@ pub async fn inventory(
     mut each: impl FnMut(&str, &LineIdentity) -> std::io::Result<()>,
 ) -> anyhow::Result<DiscoveryReport> {
     let client = crate::job::client_for(api, stop).map_err(UsageError::from)?;
+    // As an audit: a missing or expiring token is refreshed first (exit 2 if it cannot
+    // be), and the listing stops once no answer has been a 2xx for `--max-stall`.
+    api.token.prepare().await.map_err(UsageError::from)?;
+    let watchdog = tokio::spawn({
+        let client = client.clone();
+        async move { client.watch_stall().await }
+    });
     let mut lister = Lister::new(&client, api, discovery);
     while let Some(batch) = lister.next_batch(None).await {
         for line in &batch {
-            each(&line.id, &line.identity)?;
+            if let Err(e) = each(&line.id, &line.identity) {
+                watchdog.abort();
+                return Err(e.into());
+            }
         }
     }
+    watchdog.abort();
+    api.token.settle().await;
     Ok(lister.report())
 }
 

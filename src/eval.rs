@@ -166,8 +166,9 @@ pub fn unreadable(policies: &PolicySet, message: &str) -> Vec<Finding> {
 }
 
 /// What became of a waiver over a run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, strum::IntoStaticStr)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum WaiverState {
     /// It turned at least one `fail` into `waived`.
     Applied,
@@ -176,6 +177,13 @@ pub enum WaiverState {
     /// It is in force but matched no failing rule: maybe the line was fixed, or the
     /// waiver names the wrong line.
     Unused,
+}
+
+impl WaiverState {
+    /// The report's spelling (`applied`, `expired`, `unused`).
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
 }
 
 /// The state of every waiver, in [`PolicySet::waivers`] order. `applied[i]` says whether

@@ -56,6 +56,18 @@ pub enum UsageError {
     /// A `--previous` report that cannot be read.
     #[error(transparent)]
     Previous(#[from] crate::compare::CompareError),
+    /// An `evaluate --from` report that cannot be read.
+    #[error(transparent)]
+    Saved(#[from] crate::saved::SavedError),
+    /// A `--credentials` file that cannot be used.
+    #[error(transparent)]
+    Credentials(#[from] crate::webex::CredentialsError),
+    /// Credentials that would not give a working token before the first request.
+    #[error(transparent)]
+    Auth(#[from] crate::webex::AuthFailure),
+    /// Another run holds the report folder.
+    #[error(transparent)]
+    Lock(#[from] crate::report::LockError),
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use anyhow::Context as _;
@@ -32,19 +32,24 @@ use crate::input::InputLine;
 use crate::model::{ErrorKind, LineError, LineIdentity, LineReport, LineStatus};
 use crate::policy::PolicySet;
 use crate::report::{Reports, RunEnd, RunMeta, Summary};
-use crate::settings::{ApiSettings, AuditSettings, FailOn};
-use crate::webex::{ClientConfig, ClientError, Stop, StopReason, WebexClient};
+use crate::settings::{ApiSettings, AuditSettings, FailOn, ReportSettings};
+use crate::webex::{
+    AuthFailure, ClientConfig, ClientError, Pace, Pacer, Stop, StopReason, WebexClient,
+};
 
 /// How far ahead of the oldest unfinished line the run may start lines: bounds the
 /// results held for reordering, independently of `--concurrency`.
 pub(crate) const REORDER_WINDOW: usize = 1024;
 
-/// How far a run has got, for a progress display to read while it works.
+/// How far a run has got, for a progress display to read while it works (the library
+/// draws nothing itself).
 #[derive(Debug, Default)]
 pub struct Progress {
     total: AtomicUsize,
     done: AtomicUsize,
     listing: AtomicBool,
+    /// The run's pacer, once it has one: the pace and the 429s are read live from it.
+    pacer: Mutex<Option<Arc<Pacer>>>,
 }
 
 impl Progress {
@@ -53,12 +58,14 @@ impl Progress {
         self.listing.load(Ordering::Relaxed)
     }
 
-    /// Counts `n` more lines to do.
+    /// Counts `n` more lines to do (`--all` lists them as the run goes).
     pub(crate) fn add_total(&self, n: usize) {
         self.total.fetch_add(n, Ordering::Relaxed);
     }
 
-    /// Lines finished (written to the reports) so far.
+    /// Lines finished so far: read (or given up) and evaluated, whatever their place in
+    /// the input. A line counts when its result is ready, not when the in-order report
+    /// writer reaches it, so a slow line does not hold the count back.
     pub fn done(&self) -> usize {
         self.done.load(Ordering::Relaxed)
     }
@@ -66,6 +73,30 @@ impl Progress {
     /// Lines the run has to do.
     pub fn total(&self) -> usize {
         self.total.load(Ordering::Relaxed)
+    }
+
+    /// 429s the run has received so far.
+    pub fn throttled(&self) -> u64 {
+        self.pacer().map_or(0, |p| p.throttles())
+    }
+
+    /// How fast requests may start now; `None` before the run has started.
+    pub fn pace(&self) -> Option<Pace> {
+        self.pacer().map(|p| p.pace())
+    }
+
+    fn pacer(&self) -> Option<Arc<Pacer>> {
+        self.pacer.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Sets how many lines the run has to do.
+    pub(crate) fn set_total(&self, total: usize) {
+        self.total.store(total, Ordering::Relaxed);
+    }
+
+    /// Counts one more line done.
+    pub(crate) fn advance(&self) {
+        self.done.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -84,6 +115,12 @@ pub struct Outcome {
     pub all_not_found: bool,
     /// What `--all`'s listing did; `None` without `--all`.
     pub discovery: Option<DiscoveryReport>,
+    /// The JSON report's `run` object (for a machine-readable summary).
+    pub run: serde_json::Value,
+    /// The `--fail-on` the exit code was judged by.
+    pub fail_on: FailOn,
+    /// Why the run lost its token (which credential to renew), when it did.
+    pub auth_failure: Option<AuthFailure>,
 }
 
 /// The API client for `api`'s settings, stopped by `stop`.
@@ -94,6 +131,8 @@ pub(crate) fn client_for(api: &ApiSettings, stop: &Stop) -> Result<WebexClient, 
         timeout: api.timeout,
         max_retries: api.max_retries,
         rate: api.rate.per_second(),
+        max_body: api.max_body,
+        max_stall: api.max_stall,
     };
     WebexClient::new(&config, &api.token, stop.clone())
 }
@@ -110,7 +149,13 @@ pub async fn run(
     progress: &Progress,
 ) -> anyhow::Result<Outcome> {
     let (api, out) = (&settings.api, &settings.report);
+    // Before anything else: a second run into the folder stops here, having requested
+    // nothing. Held until this function returns.
+    let _lock = crate::report::lock_out_dir(&out.out).map_err(UsageError::from)?;
     let client = client_for(api, stop).map_err(UsageError::from)?;
+    // A token that is missing or about to expire is refreshed (and saved) before the
+    // first request; credentials that cannot give one stop the run here (exit 2).
+    api.token.prepare().await.map_err(UsageError::from)?;
     let started_at = Utc::now();
     let clock = Instant::now();
     let today = started_at.date_naive();
@@ -120,15 +165,13 @@ pub async fn run(
         org_id: api.org_id.clone(),
         base_url: api.base_url.to_string(),
         tool_version: env!("CARGO_PKG_VERSION").to_string(),
+        source_report: None,
     };
-    let previous = match &out.previous {
-        Some(path) => Some(crate::compare::Previous::load(path).map_err(UsageError::from)?),
-        None => None,
-    };
-    let mut reports = Reports::create(&out.out, &out.formats, meta, policies.clone())
-        .with_context(|| format!("cannot create reports in {}", out.out.display()))?;
+    let mut reports = open_reports(out, meta.clone(), &policies)?;
     let total = lines.len();
-    progress.total.store(total, Ordering::Relaxed);
+    progress.set_total(total);
+    progress.done.store(0, Ordering::Relaxed);
+    *progress.pacer.lock().unwrap_or_else(|e| e.into_inner()) = Some(client.pacer().clone());
     tracing::info!(
         lines = total,
         all = settings.discovery.is_some(),
@@ -143,6 +186,11 @@ pub async fn run(
         today,
         settings.eval_timeout,
     ));
+    // Aborted when the run ends, however it ends.
+    let _watchdog = AbortOnDrop(tokio::spawn({
+        let client = client.clone();
+        async move { client.watch_stall().await }
+    }));
     let permits = Arc::new(Semaphore::new(api.concurrency));
     let window = REORDER_WINDOW.max(api.concurrency * 4);
 
@@ -189,9 +237,13 @@ pub async fn run(
             );
             async move {
                 // A panic in one line's task must not sink the run.
-                tokio::spawn(task).await.unwrap_or_else(|e| {
+                let report = tokio::spawn(task).await.unwrap_or_else(|e| {
                     panicked_line(index, id, identity, &policies_for_panic, &e.to_string())
-                })
+                });
+                // Counted here, as it completes: the writer below takes lines in input
+                // order, and would hold the count at a slow line while later ones finish.
+                progress.done.fetch_add(1, Ordering::Relaxed);
+                report
             }
         })
         .buffered(window);
@@ -200,39 +252,31 @@ pub async fn run(
         // Dropped when this block ends, error or not, which ends the listing too.
         let mut results = std::pin::pin!(results);
         let (mut read, mut requested, mut not_found) = (0usize, 0usize, 0usize);
-        while let Some(mut report) = results.next().await {
-            if let Some(previous) = &previous {
-                previous.annotate(&mut report, &policies);
-            }
+        while let Some(report) = results.next().await {
             read += usize::from(report.read_at.is_some());
             requested += usize::from(
                 report.read_at.is_some() || report.error.as_ref().is_some_and(|e| e.attempts > 0),
             );
             not_found +=
                 usize::from(report.error.as_ref().and_then(|e| e.http_status) == Some(404));
-            reports
-                .write_line(&report)
-                .context("cannot write the reports")?;
-            progress.done.fetch_add(1, Ordering::Relaxed);
+            reports.write(report).context("cannot write the reports")?;
         }
         anyhow::Ok((read, requested, not_found))
     };
     let ((), audited) = tokio::join!(listing, auditing);
     let (read, requested, not_found) = audited?;
     let discovery = lister.map(Lister::report);
-    let listed_all = discovery.as_ref().is_none_or(|d| d.complete);
 
+    // A refresh that a stopped line started still finishes (and saves the new tokens).
+    api.token.settle().await;
     let stopped = stop.reason();
-    let exit = exit_code(reports.summary(), out.fail_on, stopped, listed_all);
-    let end = RunEnd {
-        finished_at: Utc::now(),
-        // A run stopped by a 401 is incomplete even when the refused line was its last;
-        // one whose listing failed audited part of the org only.
-        complete: stopped.is_none() && reports.summary().lines.not_audited == 0 && listed_all,
-        exit_code: i32::from(exit.code()),
-        discovery: discovery.clone(),
-    };
-    let (summary, paths) = reports.finish(end).context("cannot finish the reports")?;
+    let stem = reports.stem().to_string();
+    let (exit, end, summary, paths) =
+        finish_reports(reports, out.fail_on, stopped, discovery.clone())?;
+    let run = crate::report::run_object(&meta, &end, &policies);
+    if let Some(keep) = out.keep {
+        crate::report::retention::apply(&out.out, keep, &stem);
+    }
     tracing::info!(
         exit_code = exit.code(),
         seconds = clock.elapsed().as_secs_f64(),
@@ -240,13 +284,71 @@ pub async fn run(
         "audit finished"
     );
     Ok(Outcome {
+        run,
+        fail_on: out.fail_on,
         summary,
         paths,
         exit,
         stopped,
         all_not_found: read == 0 && not_found > 1 && not_found == requested,
         discovery,
+        auth_failure: api.token.failure().await,
     })
+}
+
+/// Aborts a spawned task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Opens a run's report set as `out` says, with the previous report to compare with
+/// loaded (a previous report that cannot be read is exit 2: the user asked for it).
+pub(crate) fn open_reports(
+    out: &ReportSettings,
+    meta: RunMeta,
+    policies: &Arc<PolicySet>,
+) -> anyhow::Result<Reports> {
+    let previous = match &out.previous {
+        Some(path) => crate::compare::Previous::resolve(path).map_err(UsageError::from)?,
+        None => None,
+    };
+    Reports::create_with(
+        &out.out,
+        &out.formats,
+        &out.write_options(),
+        meta,
+        policies.clone(),
+        previous,
+    )
+    .with_context(|| format!("cannot create reports in {}", out.out.display()))
+}
+
+/// Decides the exit code and puts the reports in place. `discovery` is what `--all`'s
+/// listing did (`None` without it): a listing that failed audited part of the org only.
+pub(crate) fn finish_reports(
+    reports: Reports,
+    fail_on: FailOn,
+    stopped: Option<StopReason>,
+    discovery: Option<DiscoveryReport>,
+) -> anyhow::Result<(Exit, RunEnd, Summary, Vec<PathBuf>)> {
+    let listed_all = discovery.as_ref().is_none_or(|d| d.complete);
+    let exit = exit_code(reports.summary(), fail_on, stopped, listed_all);
+    let end = RunEnd {
+        finished_at: Utc::now(),
+        // A run stopped by a 401 (or the 403 rule) is incomplete even when the refused
+        // line was its last; one whose listing failed audited part of the org only.
+        complete: stopped.is_none() && reports.summary().lines.not_audited == 0 && listed_all,
+        exit_code: i32::from(exit.code()),
+        discovery,
+    };
+    let (summary, paths) = reports
+        .finish(end.clone())
+        .context("cannot finish the reports")?;
+    Ok((exit, end, summary, paths))
 }
 
 /// The contract's exit code for a finished run; `listed_all` is false when `--all`'s
@@ -257,8 +359,15 @@ pub(crate) fn exit_code(
     stopped: Option<StopReason>,
     listed_all: bool,
 ) -> Exit {
-    if stopped == Some(StopReason::Unauthorized) {
-        return Exit::Usage;
+    match stopped {
+        // Nothing useful was audited, and the cause is the invocation or the token.
+        Some(StopReason::Unauthorized | StopReason::Forbidden { .. }) => return Exit::Usage,
+        // A run that made no progress is incomplete even if its last line was read as
+        // the stop came.
+        Some(StopReason::Stalled { .. } | StopReason::Unreachable { .. }) => {
+            return Exit::Incomplete
+        }
+        Some(StopReason::Interrupted) | None => {}
     }
     if summary.is_incomplete() || !listed_all {
         return Exit::Incomplete;
@@ -373,15 +482,62 @@ async fn audit_line(
     }
 }
 
+/// Where a run's policies came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PolicyOrigin {
+    /// A file or folder: `--policies`, or `policies/` in the current folder.
+    Path(PathBuf),
+    /// The baseline pack compiled into the binary (no `--policies`, no `policies/`).
+    BuiltIn,
+}
+
+impl std::fmt::Display for PolicyOrigin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PolicyOrigin::Path(p) => write!(f, "{}", p.display()),
+            PolicyOrigin::BuiltIn => f.write_str("the baseline pack built into ptt-audit"),
+        }
+    }
+}
+
+/// The name the built-in pack's positions are reported under.
+pub const BUILT_IN_NAME: &str = "(built-in baseline)";
+
+/// Which policies a run uses: `given` if there is one; else `policies/` in the current
+/// folder if it exists; else the built-in baseline pack, so that an installed binary
+/// works from any folder (cron's is rarely the repository).
+pub fn choose_policies(given: Option<&std::path::Path>) -> PolicyOrigin {
+    match given {
+        Some(path) => PolicyOrigin::Path(path.to_path_buf()),
+        None if std::path::Path::new(crate::settings::DEFAULT_POLICIES).exists() => {
+            PolicyOrigin::Path(PathBuf::from(crate::settings::DEFAULT_POLICIES))
+        }
+        None => PolicyOrigin::BuiltIn,
+    }
+}
+
+/// Loads policies, every problem collected, from a file, a folder or the built-in pack.
+pub fn load_from(origin: &PolicyOrigin) -> Result<PolicySet, UsageError> {
+    Ok(match origin {
+        PolicyOrigin::Path(path) => crate::policy::load(path)?,
+        PolicyOrigin::BuiltIn => {
+            crate::policy::load_str(std::path::Path::new(BUILT_IN_NAME), crate::policy::BASELINE)?
+        }
+    })
+}
+
 /// Loads the policies to audit with: valid, and with at least one enabled rule, since
 /// an audit against nothing would report every line compliant.
-pub fn load_policies(path: &std::path::Path) -> Result<PolicySet, UsageError> {
-    let set = crate::policy::load(path)?;
+pub fn load_policies(origin: &PolicyOrigin) -> Result<PolicySet, UsageError> {
+    let set = load_from(origin)?;
     if set.rules.iter().any(|r| r.enabled) {
         Ok(set)
     } else {
         Err(UsageError::NoEnabledRule {
-            path: path.to_path_buf(),
+            path: match origin {
+                PolicyOrigin::Path(p) => p.clone(),
+                PolicyOrigin::BuiltIn => PathBuf::from(BUILT_IN_NAME),
+            },
         })
     }
 }

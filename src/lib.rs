@@ -14,10 +14,12 @@
 #![warn(missing_docs)]
 
 pub mod compare;
+pub mod config;
 #[cfg(feature = "simulator")]
 pub mod demo;
 pub mod discovery;
 pub mod eval;
+pub mod evaluate;
 mod evaluator;
 pub mod exit;
 pub mod input;
@@ -25,6 +27,7 @@ pub mod job;
 pub mod model;
 pub mod policy;
 pub mod report;
+pub mod saved;
 pub mod settings;
 #[cfg(feature = "simulator")]
 pub mod simulator;

@@ -8,17 +8,23 @@ mod cli;
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use ptt_audit::exit::{Exit, UsageError};
 
-use cli::log::{EscapedFields, Lossy};
+use cli::log::EscapedFields;
+use cli::progress::StderrWriter;
 use cli::ui::Tone;
 use cli::{Cli, LogFormat, Ui};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // The command line with the config file (`--config`) merged in; a bad config file
+    // is reported once logging is set up as the command line asks.
+    let (cli, config_error) = cli::config::parse();
     init_logging(&cli);
     let ui = Ui::new(cli.log_format, cli.quiet);
+    if let Some(e) = config_error {
+        report_error(&ui, &e);
+        return ExitCode::from(Exit::Usage.code());
+    }
     let exit = match cli.run(&ui) {
         Ok(exit) => exit,
         Err(e) => {
@@ -40,8 +46,7 @@ fn report_error(ui: &Ui, e: &anyhow::Error) {
         } else {
             // Several lines on purpose (TOML's own messages point at the spot in the
             // file); the text comes from the user's own policy files, not from a server.
-            let _ =
-                std::io::Write::write_all(&mut std::io::stderr(), format!("{errors}\n").as_bytes());
+            cli::progress::write_stderr(format!("{errors}\n").as_bytes());
         }
         return;
     }
@@ -84,14 +89,9 @@ fn init_logging(cli: &Cli) {
         // A log write that fails (a closed stderr) is lost quietly: by default the
         // subscriber reports it with `eprintln!`, which panics on that same stderr.
         .log_internal_errors(false)
-        .with_writer(move || {
-            let mut stderr = Lossy(std::io::stderr());
-            if terminal {
-                // Wipe the progress line first, so a log event never lands on it.
-                let _ = std::io::Write::write_all(&mut stderr, b"\r\x1b[2K");
-            }
-            stderr
-        });
+        // Takes the progress bar off the screen around each event, so none lands on it;
+        // failed writes are lost quietly there too.
+        .with_writer(|| StderrWriter);
     match cli.log_format {
         // Text from servers is in the fields: escaped, so one event stays one line.
         LogFormat::Text => builder.with_target(false).fmt_fields(EscapedFields).init(),

@@ -8,8 +8,8 @@ use std::time::Duration;
 use url::Url;
 
 use crate::model::Severity;
-use crate::report::Format;
-use crate::webex::Token;
+use crate::report::{FindingsFilter, Format, WriteOptions};
+use crate::webex::TokenSource;
 
 /// Default `--policies`.
 pub const DEFAULT_POLICIES: &str = "policies";
@@ -33,13 +33,26 @@ pub const DEFAULT_MAX_RETRIES: u32 = 5;
 /// rules take microseconds; two seconds is far beyond any sensible rule on any real
 /// member list, and short enough that a runaway rule costs a run little.
 pub const DEFAULT_EVAL_TIMEOUT: Duration = Duration::from_secs(2);
+/// Default `--max-body`: far above any real PTT settings answer (a few kilobytes, a
+/// few hundred kilobytes with thousands of members), far below what hurts.
+pub const DEFAULT_MAX_BODY: u64 = 8 * 1024 * 1024;
+/// Default `--max-stall`.
+pub const DEFAULT_MAX_STALL: Duration = Duration::from_secs(10 * 60);
 /// Default `--fail-on`.
 pub const DEFAULT_FAIL_ON: FailOn = FailOn::Low;
 /// Lines asked for per page of the listing (`max`) with `--all` and `ptt-audit lines`.
 /// The API may answer fewer; listing follows `next` links until there is none.
 pub const LIST_PAGE_SIZE: usize = 1000;
+/// Default `--findings`: every result.
+pub const DEFAULT_FINDINGS: FindingsFilter = FindingsFilter::All;
+/// Default `--warn-expiring`: waivers expiring within this many days are named.
+pub const DEFAULT_WARN_EXPIRING_DAYS: u32 = 14;
 /// Environment variable holding the token when `--token-file` is not given.
 pub const TOKEN_ENV: &str = "WEBEX_TOKEN";
+/// Environment variable naming the config file when `--config` is not given.
+pub const CONFIG_ENV: &str = "PTT_AUDIT_CONFIG";
+/// The `--previous` value that means "the newest complete report in `--out`".
+pub const PREVIOUS_LATEST: &str = "latest";
 
 /// How fast requests may start, all lines and retries together.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -83,7 +96,8 @@ impl std::fmt::Display for Rate {
 }
 
 /// `--fail-on`: the lowest severity whose failures make the exit code 1.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, strum::Display)]
+#[strum(serialize_all = "lowercase")]
 pub enum FailOn {
     /// Any failure.
     Low,
@@ -117,8 +131,9 @@ pub struct ApiSettings {
     pub base_url: Url,
     /// Sent as `orgId` on every request.
     pub org_id: Option<String>,
-    /// The bearer token (redacted in `Debug`).
-    pub token: Token,
+    /// Where the bearer token comes from: fixed, or refreshed from credentials
+    /// (redacted in `Debug`).
+    pub token: TokenSource,
     /// Requests per second for the whole run.
     pub rate: Rate,
     /// Requests in flight at most.
@@ -127,6 +142,51 @@ pub struct ApiSettings {
     pub timeout: Duration,
     /// Retries per line after the first attempt (429s have their own budget).
     pub max_retries: u32,
+    /// Largest answer body read, in bytes.
+    pub max_body: u64,
+    /// The run stops when no answer has been a 2xx for this long.
+    pub max_stall: Duration,
+}
+
+/// Reads a size: plain bytes (`8388608`) or a number with a unit, `B`, `KiB`, `MiB`,
+/// `GiB` (powers of 1024) or `kB`, `MB`, `GB` (powers of 1000), case-insensitive, a
+/// space allowed (`512KiB`, `8 MiB`, `1.5MB`). Zero is refused.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let bad = || {
+        format!(
+            "`{s}` is not a size: give bytes or a number with a unit, e.g. 8MiB, 512KiB, 1000000"
+        )
+    };
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = (&t[..split], t[split..].trim());
+    let unit_bytes: u64 = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" => 1000,
+        "m" | "mb" => 1_000_000,
+        "g" | "gb" => 1_000_000_000,
+        "kib" => 1 << 10,
+        "mib" => 1 << 20,
+        "gib" => 1 << 30,
+        _ => return Err(bad()),
+    };
+    let bytes = match number.parse::<u64>() {
+        Ok(n) => n.checked_mul(unit_bytes).ok_or_else(bad)?,
+        Err(_) => {
+            let n: f64 = number.parse().map_err(|_| bad())?;
+            let b = (n * unit_bytes as f64).round();
+            if !(b.is_finite() && b < u64::MAX as f64) {
+                return Err(bad());
+            }
+            b as u64
+        }
+    };
+    if bytes == 0 {
+        return Err(format!("`{s}` is not a size: it must be more than zero"));
+    }
+    Ok(bytes)
 }
 
 /// What to write and what the exit code means.
@@ -138,8 +198,17 @@ pub struct ReportSettings {
     pub formats: Vec<Format>,
     /// Lowest severity of a failure that makes the exit code 1.
     pub fail_on: FailOn,
-    /// A previous report to compare with.
+    /// A previous report to compare with: a report file, or a folder, meaning the
+    /// newest complete report in it written before this run.
     pub previous: Option<PathBuf>,
+    /// Which rows the findings CSV and the xlsx Findings sheet hold (`--findings`).
+    pub findings: FindingsFilter,
+    /// Start each CSV with a UTF-8 byte-order mark (`--csv-bom`).
+    pub csv_bom: bool,
+    /// Name waivers that expire within this many days (`--warn-expiring`).
+    pub warn_expiring_days: u32,
+    /// After the run, keep only the newest this many report sets in `out`.
+    pub keep: Option<usize>,
 }
 
 impl ReportSettings {
@@ -151,6 +220,19 @@ impl ReportSettings {
             formats: DEFAULT_FORMATS.to_vec(),
             fail_on: DEFAULT_FAIL_ON,
             previous: None,
+            findings: DEFAULT_FINDINGS,
+            csv_bom: false,
+            warn_expiring_days: DEFAULT_WARN_EXPIRING_DAYS,
+            keep: None,
+        }
+    }
+
+    /// What the report writers need to know of these settings.
+    pub(crate) fn write_options(&self) -> WriteOptions {
+        WriteOptions {
+            findings: self.findings,
+            csv_bom: self.csv_bom,
+            warn_expiring_days: self.warn_expiring_days,
         }
     }
 }
@@ -203,5 +285,36 @@ mod tests {
         }
         assert_eq!(Rate::Off.per_second(), None);
         assert_eq!(Rate::Fixed(3.0).per_second(), Some(3.0));
+    }
+
+    #[test]
+    fn sizes_in_bytes_or_with_a_unit() {
+        for (text, bytes) in [
+            ("8MiB", DEFAULT_MAX_BODY),
+            ("8 mib", 8 << 20),
+            ("512KiB", 512 << 10),
+            ("1GiB", 1 << 30),
+            ("1000", 1000),
+            ("1000B", 1000),
+            ("2kB", 2000),
+            ("1.5MB", 1_500_000),
+            (" 3 MB ", 3_000_000),
+        ] {
+            assert_eq!(parse_size(text), Ok(bytes), "{text}");
+        }
+        for bad in [
+            "",
+            "0",
+            "0MiB",
+            "-1",
+            "8 MiBs",
+            "MiB",
+            "1e3",
+            "99999999999999999999GiB",
+            "1..5MB",
+        ] {
+            let err = parse_size(bad).expect_err(bad);
+            assert!(err.contains("is not a size"), "{bad}: {err}");
+        }
     }
 }

@@ -8,11 +8,13 @@ use ptt_audit::exit::{Exit, UsageError};
 use ptt_audit::job::{self, Progress};
 use ptt_audit::report::Format;
 use ptt_audit::settings::{
-    ApiSettings, AuditSettings, DiscoverySettings, FailOn, Rate, ReportSettings,
-    DEFAULT_CONCURRENCY, DEFAULT_MAX_RETRIES, DEFAULT_OUT, DEFAULT_POLICIES, MAX_CONCURRENCY,
-    TOKEN_ENV,
+    parse_size, ApiSettings, AuditSettings, DiscoverySettings, FailOn, Rate, ReportSettings,
+    CONFIG_ENV, DEFAULT_CONCURRENCY, DEFAULT_FINDINGS, DEFAULT_MAX_RETRIES, DEFAULT_OUT,
+    DEFAULT_WARN_EXPIRING_DAYS, MAX_CONCURRENCY, PREVIOUS_LATEST, TOKEN_ENV,
 };
-use ptt_audit::webex::{parse_base_url, Stop, Token, DEFAULT_BASE_URL};
+use ptt_audit::webex::{
+    loose_token_file, parse_base_url, Credentials, Stop, Token, TokenSource, DEFAULT_BASE_URL,
+};
 
 use super::Ui;
 
@@ -42,15 +44,16 @@ pub struct AuditArgs {
     #[arg(long, value_name = "ORG", env = "WEBEX_ORG_ID")]
     pub org_id: Option<String>,
 
-    /// A policy `.toml` file or a folder of them.
-    #[arg(long, value_name = "PATH", default_value = DEFAULT_POLICIES)]
-    pub policies: PathBuf,
+    /// A policy `.toml` file or a folder of them [default: `policies` in the current
+    /// folder if it exists, else the baseline pack built into ptt-audit].
+    #[arg(long, value_name = "PATH")]
+    pub policies: Option<PathBuf>,
 
     /// Folder for the reports (created if missing).
     #[arg(long, value_name = "DIR", default_value = DEFAULT_OUT)]
     pub out: PathBuf,
 
-    /// Report formats: any of `json,csv`.
+    /// Report formats: any of `json,csv,xlsx,html`, or `all`.
     #[arg(long, value_name = "LIST", default_value = "json,csv", value_parser = parse_formats)]
     pub format: FormatList,
 
@@ -77,6 +80,16 @@ pub struct AuditArgs {
     #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_eval_timeout)]
     pub eval_timeout: Duration,
 
+    /// Largest answer body read, in bytes or with a unit (`8MiB`, `512KiB`); a larger
+    /// one is a `decode` error for that line and is never held in memory whole.
+    #[arg(long, value_name = "SIZE", default_value = "8MiB", value_parser = parse_size)]
+    pub max_body: u64,
+
+    /// Stop the run when no answer has been a success (2xx) for this long (a server
+    /// that throttles or fails forever): unread lines become `not_audited`, exit 3.
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_max_stall)]
+    pub max_stall: Duration,
+
     /// Lowest severity of a failure that makes the exit code 1.
     #[arg(long, value_name = "SEVERITY", value_enum, default_value = "low")]
     pub fail_on: FailOn,
@@ -85,24 +98,67 @@ pub struct AuditArgs {
     #[arg(long, value_name = "URL", env = "WEBEX_BASE_URL", default_value = DEFAULT_BASE_URL)]
     pub base_url: String,
 
-    /// A previous report to compare with (its `-findings.csv`, or its `.json` next to
-    /// one): fills the findings' `change` column (`new`, `unchanged`, `regressed`,
-    /// `resolved`, `changed`) and adds the counts to the summary.
-    #[arg(long, value_name = "FILE")]
+    /// A previous report to compare with (`STEM.json`, or a `-findings.csv` or
+    /// `-lines.csv`): fills the findings' `change` column (`new`, `unchanged`,
+    /// `regressed`, `resolved`, `changed`), counts the lines added and removed, and
+    /// names the removed ones. `latest`: the newest complete report in --out (none
+    /// yet: no comparison); a folder: the same within it.
+    #[arg(long, value_name = "FILE|DIR|latest")]
     pub previous: Option<PathBuf>,
+
+    /// After this run's reports are in place, delete all but the newest N report sets
+    /// in --out (only files named like reports).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub keep: Option<u32>,
 
     /// File holding the API token (else the WEBEX_TOKEN environment variable). There is
     /// deliberately no flag that takes the token itself: command lines are visible to
     /// every user of the machine.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "credentials")]
     pub token_file: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub report_extras: super::report_args::ReportExtras,
+
+    /// Credentials of an integration or service app (TOML: client_id, client_secret,
+    /// refresh_token; mode 600): the access token is refreshed when needed and the
+    /// file rewritten with it. For unattended runs.
+    #[arg(long, value_name = "FILE")]
+    pub credentials: Option<PathBuf>,
+
+    /// A TOML file of options (keys: the long options with `_` for `-`); the command
+    /// line and the environment win over it. See the example below.
+    #[arg(long, value_name = "FILE", env = CONFIG_ENV)]
+    pub config: Option<PathBuf>,
 }
+
+/// The example config of `audit --help`; the README shows the same (a test checks
+/// that both are accepted).
+pub const CONFIG_EXAMPLE: &str = "\
+Unattended runs (see the README, \"Running unattended\"): put the options in a config file,
+e.g. /etc/ptt-audit/config.toml (keys are the long options with _ for -; relative paths
+are relative to the file's folder; the command line and the environment win over it):
+
+    credentials = \"credentials.toml\"   # client_id, client_secret, refresh_token; chmod 600
+    lines = \"ids.csv\"
+    policies = \"policies\"
+    out = \"/var/lib/ptt-audit/reports\"
+    previous = \"latest\"                # compare with the newest complete report in out
+    keep = 60                          # keep the newest 60 report sets
+    fail_on = \"high\"
+    quiet = true
+    log_format = \"json\"
+
+and the cron line becomes:
+
+    15 2 * * *  ptt-audit audit --config /etc/ptt-audit/config.toml >> /var/log/ptt-audit.log 2>&1";
 
 /// The parsed `--format` list (a newtype so clap treats it as one value).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FormatList(pub Vec<Format>);
 
-fn parse_formats(s: &str) -> Result<FormatList, String> {
+/// Parses `--format` (shared with `evaluate` and `demo`).
+pub(crate) fn parse_formats(s: &str) -> Result<FormatList, String> {
     Format::parse_list(s)
         .map(FormatList)
         .map_err(|e| e.to_string())
@@ -127,10 +183,18 @@ fn parse_concurrency(s: &str) -> Result<usize, String> {
 }
 
 pub(super) fn parse_timeout(s: &str) -> Result<Duration, String> {
+    parse_duration(s, "the timeout", "30s or 2m")
+}
+
+pub(super) fn parse_max_stall(s: &str) -> Result<Duration, String> {
+    parse_duration(s, "--max-stall", "10m or 1h")
+}
+
+fn parse_duration(s: &str, what: &str, example: &str) -> Result<Duration, String> {
     match humantime::parse_duration(s) {
         Ok(d) if !d.is_zero() => Ok(d),
-        Ok(_) => Err("the timeout must be longer than zero".into()),
-        Err(e) => Err(format!("`{s}` is not a duration ({e}); try 30s or 2m")),
+        Ok(_) => Err(format!("{what} must be longer than zero")),
+        Err(e) => Err(format!("`{s}` is not a duration ({e}); try {example}")),
     }
 }
 
@@ -147,7 +211,31 @@ impl AuditArgs {
     /// into settings, before any request. `token_env` is `WEBEX_TOKEN`'s value.
     pub fn resolve(&self, token_env: Option<String>) -> Result<AuditSettings, UsageError> {
         let base_url = parse_base_url(&self.base_url)?;
-        let token = Token::resolve(self.token_file.as_deref(), token_env)?;
+        let token = token_source(
+            self.credentials.as_deref(),
+            self.token_file.as_deref(),
+            token_env,
+            &base_url,
+            self.timeout,
+        )?;
+        let previous = self.previous.as_ref().map(|p| {
+            if p.as_os_str() == PREVIOUS_LATEST {
+                self.out.clone()
+            } else {
+                p.clone()
+            }
+        });
+        let mut report = ReportSettings {
+            out: self.out.clone(),
+            formats: self.format.0.clone(),
+            fail_on: self.fail_on,
+            previous,
+            keep: self.keep.map(|n| n as usize),
+            findings: DEFAULT_FINDINGS,
+            csv_bom: false,
+            warn_expiring_days: DEFAULT_WARN_EXPIRING_DAYS,
+        };
+        self.report_extras.apply(&mut report);
         Ok(AuditSettings {
             api: ApiSettings {
                 base_url,
@@ -157,13 +245,10 @@ impl AuditArgs {
                 concurrency: self.concurrency,
                 timeout: self.timeout,
                 max_retries: self.max_retries,
+                max_body: self.max_body,
+                max_stall: self.max_stall,
             },
-            report: ReportSettings {
-                out: self.out.clone(),
-                formats: self.format.0.clone(),
-                fail_on: self.fail_on,
-                previous: self.previous.clone(),
-            },
+            report,
             discovery: self
                 .all
                 .then(|| DiscoverySettings::new(self.location_id.clone())),
@@ -172,14 +257,41 @@ impl AuditArgs {
     }
 }
 
+/// The token of a run: refreshed from `--credentials`, else fixed from `--token-file`
+/// or `WEBEX_TOKEN` (`token_env`). Reads the files, requests nothing.
+pub fn token_source(
+    credentials: Option<&std::path::Path>,
+    token_file: Option<&std::path::Path>,
+    token_env: Option<String>,
+    base_url: &url::Url,
+    timeout: Duration,
+) -> Result<TokenSource, UsageError> {
+    match credentials {
+        Some(path) => Ok(TokenSource::refreshing(
+            Credentials::load(path)?,
+            base_url,
+            timeout,
+        )?),
+        None => Ok(Token::resolve(token_file, token_env)?.into()),
+    }
+}
+
 /// Runs `ptt-audit audit`.
 pub async fn run(args: AuditArgs, ui: &Ui) -> anyhow::Result<Exit> {
     // Cheapest and most likely mistakes first, each before any request.
-    let policies = policies_or_hint(&args.policies, ui)?;
-    for warning in &policies.warnings {
-        ui.tell(super::ui::Tone::Warn, &format!("warning: {warning}"));
+    let policies = policies_or_hint(args.policies.as_deref(), ui)?;
+    let today = chrono::Utc::now().date_naive();
+    let dated = policies.waiver_warnings(today, i64::from(args.report_extras.warn_expiring));
+    // Advice about the policies themselves (check-policies shows it as warnings):
+    // information here, so that a quiet nightly run on an unchanged policy set stays
+    // silent; the reports carry every waiver's state.
+    for warning in policies.warnings.iter().chain(&dated) {
+        ui.tell(super::ui::Tone::Info, &format!("policy warning: {warning}"));
     }
     let settings = args.resolve(std::env::var(TOKEN_ENV).ok())?;
+    if let Some(loose) = args.token_file.as_deref().and_then(loose_token_file) {
+        ui.tell(super::ui::Tone::Warn, &format!("warning: {loose}"));
+    }
     // With --all the listing may be all there is: no explicit ID is fine then.
     let lines = if args.all {
         ptt_audit::input::collect_any(&args.lines, &args.line)
@@ -193,22 +305,27 @@ pub async fn run(args: AuditArgs, ui: &Ui) -> anyhow::Result<Exit> {
     let outcome = job::run(&settings, policies.clone(), lines, &stop, &progress).await?;
     attended.clear_progress();
     drop(attended);
-    ui.print_outcome(&outcome, &policies);
+    ui.print_outcome(&outcome, &policies, settings.report.warn_expiring_days);
     Ok(outcome.exit)
 }
 
-/// Loads the policies; when the path does not exist, adds a hint for cron users,
-/// whose working folder is rarely the repository.
+/// Loads the policies to audit with, saying where they came from; when a given path
+/// does not exist, adds a hint for cron users, whose working folder is rarely the
+/// repository.
 pub fn policies_or_hint(
-    path: &std::path::Path,
+    given: Option<&std::path::Path>,
     ui: &Ui,
 ) -> Result<ptt_audit::policy::PolicySet, UsageError> {
-    job::load_policies(path).inspect_err(|_| {
-        if !path.exists() {
+    let origin = job::choose_policies(given);
+    if origin == job::PolicyOrigin::BuiltIn {
+        tracing::info!("no --policies and no `policies` folder here: using {origin}");
+    }
+    job::load_policies(&origin).inspect_err(|_| {
+        if given.is_some_and(|p| !p.exists()) {
             ui.tell(
                 super::ui::Tone::Info,
-                "hint: --policies defaults to `policies` in the current directory; in cron, \
-                 pass --policies /path/to/policies",
+                "hint: --policies names a path that does not exist; in cron, give an absolute \
+                 path (or leave --policies out to use the built-in baseline pack)",
             );
         }
     })
@@ -241,6 +358,8 @@ mod tests {
         assert_eq!(s.report.fail_on, ptt_audit::settings::DEFAULT_FAIL_ON);
         assert_eq!(s.report.out, PathBuf::from(DEFAULT_OUT));
         assert_eq!(s.eval_timeout, ptt_audit::settings::DEFAULT_EVAL_TIMEOUT);
+        assert_eq!(s.api.max_body, ptt_audit::settings::DEFAULT_MAX_BODY);
+        assert_eq!(s.api.max_stall, ptt_audit::settings::DEFAULT_MAX_STALL);
     }
 
     #[test]
@@ -279,6 +398,25 @@ mod tests {
             .expect_err("blank")
             .to_string();
         assert!(err.contains("must not be empty"), "{err}");
+    }
+
+    #[test]
+    fn max_body_and_max_stall_are_read_and_checked() {
+        let s = parse(&["--max-body", "512KiB", "--max-stall", "2s"])
+            .resolve(Some("tok".into()))
+            .expect("resolves");
+        assert_eq!(
+            (s.api.max_body, s.api.max_stall),
+            (512 * 1024, Duration::from_secs(2))
+        );
+        for bad in [
+            ["--max-body", "0"],
+            ["--max-body", "lots"],
+            ["--max-stall", "0s"],
+        ] {
+            let argv = ["audit"].iter().chain(&bad).copied();
+            assert!(Wrapper::try_parse_from(argv).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

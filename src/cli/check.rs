@@ -4,33 +4,31 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use ptt_audit::exit::Exit;
-use ptt_audit::settings::DEFAULT_POLICIES;
+use ptt_audit::job::{self, PolicyOrigin};
+use ptt_audit::policy::PolicySet;
+use ptt_audit::settings::DEFAULT_WARN_EXPIRING_DAYS;
 
 use super::ui::{Tone, Ui};
 
 /// What `ptt-audit check-policies` takes.
 #[derive(Debug, Clone, clap::Args)]
 pub struct CheckArgs {
-    /// A policy `.toml` file or a folder of them.
-    #[arg(default_value = DEFAULT_POLICIES)]
-    pub path: PathBuf,
+    /// A policy `.toml` file or a folder of them [default: `policies` in the current
+    /// folder if it exists, else the baseline pack built into ptt-audit].
+    pub path: Option<PathBuf>,
 }
 
 /// Validates and lists; invalid policies are an error (exit 2). Warnings go to
 /// stderr and leave the exit code 0.
 pub fn run(args: CheckArgs, ui: &Ui) -> anyhow::Result<Exit> {
-    let path = &args.path;
-    let set = match ptt_audit::policy::load(path) {
+    let origin = job::choose_policies(args.path.as_deref());
+    let set = match job::load_from(&origin) {
         Ok(set) => set,
-        Err(errors) => {
-            if !path.exists() {
-                ui.tell(
-                    Tone::Info,
-                    "hint: --policies defaults to `policies` in the current directory; in \
-                     cron, pass --policies /path/to/policies",
-                );
+        Err(e) => {
+            if args.path.as_deref().is_some_and(|p| !p.exists()) {
+                ui.tell(Tone::Info, "hint: the path given does not exist");
             }
-            return Err(ptt_audit::exit::UsageError::from(errors).into());
+            return Err(e.into());
         }
     };
     let mut text = String::new();
@@ -55,33 +53,83 @@ pub fn run(args: CheckArgs, ui: &Ui) -> anyhow::Result<Exit> {
         );
     }
     if !set.vars.is_empty() {
-        text.push_str("\nvars:\n");
-        for (name, value) in &set.vars {
-            let _ = writeln!(text, "  {name} = {value}");
+        text.push_str("\nvars (a later file's value wins):\n");
+        let shown: Vec<(String, String)> = set
+            .vars
+            .iter()
+            .map(|(name, value)| (format!("{name} = {value}"), var_origin(&set, name)))
+            .collect();
+        let width = shown.iter().map(|(v, _)| v.len()).max().unwrap_or(0);
+        for (var, origin) in shown {
+            let _ = writeln!(text, "  {var:width$}  {origin}");
         }
     }
     let today = chrono::Utc::now().date_naive();
     let _ = writeln!(text, "\n{} waiver(s):", set.waivers.len());
     for w in &set.waivers {
-        let state = if w.expires < today {
-            "EXPIRED"
+        let days = (w.expires - today).num_days();
+        let state = if days < 0 {
+            "EXPIRED".to_string()
+        } else if days <= i64::from(DEFAULT_WARN_EXPIRING_DAYS) {
+            format!("expires in {days} day(s)")
         } else {
-            "active"
+            "active".to_string()
+        };
+        let meta = match w.metadata() {
+            m if m.is_empty() => String::new(),
+            m => format!("  [{m}]"),
         };
         let _ = writeln!(
             text,
-            "  {} on {}  until {} ({state})  {}",
-            w.rule, w.line, w.expires, w.reason
+            "  {} on {}  until {} ({state})  {}{meta}",
+            w.rule,
+            w.line_and_label(),
+            w.expires,
+            w.reason
         );
     }
-    text.push_str("\npolicies are valid\n");
+    let _ = writeln!(text, "\npolicies are valid: {origin}");
     ui.print(&text);
-    for warning in &set.warnings {
+    let dated = set.waiver_warnings(today, i64::from(DEFAULT_WARN_EXPIRING_DAYS));
+    for warning in set.warnings.iter().chain(&dated) {
         ui.tell(Tone::Warn, &format!("warning: {warning}"));
     }
+    let lines = set.waived_lines();
+    if !lines.is_empty() {
+        ui.tell(
+            Tone::Warn,
+            &format!(
+                "warning: whether a waiver is still used shows only in an audit of its line \
+                 (the report lists unused waivers); the waivers name {} line(s): {}",
+                lines.len(),
+                lines.join(", ")
+            ),
+        );
+    }
     if !set.rules.iter().any(|r| r.enabled) {
-        let problem = ptt_audit::exit::UsageError::NoEnabledRule { path: path.clone() };
+        let path = match &origin {
+            PolicyOrigin::Path(p) => p.clone(),
+            PolicyOrigin::BuiltIn => PathBuf::from(job::BUILT_IN_NAME),
+        };
+        let problem = ptt_audit::exit::UsageError::NoEnabledRule { path };
         ui.tell(Tone::Warn, &format!("warning: {problem}"));
     }
     Ok(Exit::Ok)
+}
+
+/// `from FILE:LINE (overrides FILE:LINE, …)`.
+fn var_origin(set: &PolicySet, name: &str) -> String {
+    let Some(origin) = set.var_origins.get(name) else {
+        return String::new();
+    };
+    let mut out = format!("from {}:{}", origin.file.display(), origin.line);
+    if !origin.overrides.is_empty() {
+        let earlier: Vec<String> = origin
+            .overrides
+            .iter()
+            .map(|(file, line)| format!("{}:{line}", file.display()))
+            .collect();
+        let _ = write!(out, " (overrides {})", earlier.join(", "));
+    }
+    out
 }

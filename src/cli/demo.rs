@@ -7,7 +7,7 @@ use std::sync::Arc;
 use ptt_audit::demo::{DemoSettings, DEMO_FAULTS, DEMO_LINES, DEMO_RATE, DEMO_SEED};
 use ptt_audit::exit::Exit;
 use ptt_audit::job::Progress;
-use ptt_audit::settings::{Rate, DEFAULT_OUT, DEFAULT_POLICIES};
+use ptt_audit::settings::{Rate, DEFAULT_OUT};
 use ptt_audit::simulator::Faults;
 use ptt_audit::webex::Stop;
 
@@ -22,9 +22,10 @@ pub struct DemoArgs {
     /// Seed of the simulated data and faults (same seed, same results).
     #[arg(long, value_name = "N", default_value_t = DEMO_SEED)]
     pub seed: u64,
-    /// Policies to audit with.
-    #[arg(long, value_name = "PATH", default_value = DEFAULT_POLICIES)]
-    pub policies: PathBuf,
+    /// Policies to audit with [default: `policies` in the current folder if it exists,
+    /// else the baseline pack built into ptt-audit].
+    #[arg(long, value_name = "PATH")]
+    pub policies: Option<PathBuf>,
     /// Folder for the reports.
     #[arg(long, value_name = "DIR", default_value = DEFAULT_OUT)]
     pub out: PathBuf,
@@ -35,6 +36,9 @@ pub struct DemoArgs {
     /// Faults the simulated API injects (`none` for a clean run).
     #[arg(long, value_name = "SPEC", default_value = DEMO_FAULTS)]
     pub faults: Faults,
+    /// Report formats: any of `json,csv,xlsx,html`, or `all`.
+    #[arg(long, value_name = "LIST", default_value = "json,csv", value_parser = super::audit::parse_formats)]
+    pub format: super::audit::FormatList,
 }
 
 impl DemoArgs {
@@ -46,6 +50,7 @@ impl DemoArgs {
             out: self.out,
             rate: self.rate,
             faults: self.faults,
+            formats: self.format.0,
         }
     }
 }
@@ -66,13 +71,26 @@ pub async fn run(args: DemoArgs, ui: &Ui) -> anyhow::Result<Exit> {
     .await?;
     attended.clear_progress();
     drop(attended);
-    ui.print_outcome(&demo.audit, &demo.policies);
     let stats = &demo.stats;
+    let stats_json = serde_json::to_value(stats).unwrap_or_default();
+    ui.print_summary(
+        &demo.audit,
+        &demo.policies,
+        ptt_audit::settings::DEFAULT_WARN_EXPIRING_DAYS,
+        Some(("demo", stats_json)),
+    );
+    ui.tell_problems(&demo.audit);
+    if ui.quiet || ui.json {
+        return Ok(demo.exit());
+    }
     ui.print(&format!(
-        "\nWhat you just saw: ptt-audit listed and read {} simulated virtual lines from a local \
-         stand-in for the Webex API, which answered {} requests with these troubles: {} throttled (429), \
-         {} server errors, {} dropped connections, {} broken bodies, {} slow answers. It paced, \
-         paused and retried through them and evaluated {} with {}.\n\
+        "\nWhat you just saw: ptt-audit listed and read {} simulated virtual lines from a \
+         local stand-in for the Webex API, which answered {} requests with these troubles: {} \
+         throttled (429), {} server errors, {} dropped connections, {} broken bodies, {} slow \
+         answers, {} bodies over --max-body, {} error messages echoing the token, {} \
+         wrong-typed fields. It paced, paused and retried through them (no echoed token \
+         reached a log or report) and evaluated {} with {}.\n\
+         {}\
          (The exit code above is what `audit` would return for these results; the demo itself \
          exits 0 when every line that exists was read.)\n\
          To audit your real lines: put your token in token.txt, then run\n  \
@@ -86,12 +104,40 @@ pub async fn run(args: DemoArgs, ui: &Ui) -> anyhow::Result<Exit> {
         stats.resets,
         stats.malformed,
         stats.timeouts,
+        stats.oversized,
+        stats.echoed,
+        stats.wrong_type,
         match stats.not_found {
             0 => "every line".to_string(),
             1 => "every line but one that does not exist (404)".to_string(),
             n => format!("every line but {n} that do not exist (404)"),
         },
         demo.policies_origin,
+        refreshes(stats),
     ));
     Ok(demo.exit())
+}
+
+/// What the demo showed of token refresh: the simulated API expires the first access
+/// token mid-run, and the audit refreshes it from its credentials file.
+fn refreshes(stats: &ptt_audit::simulator::SimStatsSnapshot) -> String {
+    match stats.tokens_issued {
+        0 => "The access token lasted the whole run (too few lines for the simulated API to \
+              expire it), so it was not refreshed.\n"
+            .to_string(),
+        n => format!(
+            "Mid-run the simulated API expired the access token ({} request(s) refused with \
+             401): ptt-audit refreshed it {} from its credentials file ({} token request(s) \
+             for all the requests in flight), saved the rotated tokens before using them, and \
+             sent the refused requests again. Unattended runs work this way; see the README, \
+             \"Running unattended\".\n",
+            stats.unauthorized,
+            if n == 1 {
+                "once".to_string()
+            } else {
+                format!("{n} times")
+            },
+            stats.token_requests,
+        ),
+    }
 }

@@ -10,11 +10,12 @@ use anyhow::Context as _;
 use ptt_audit::exit::{Exit, UsageError};
 use ptt_audit::report::inventory::{AtomicOutput, InventoryWriter};
 use ptt_audit::settings::{
-    ApiSettings, DiscoverySettings, Rate, DEFAULT_CONCURRENCY, DEFAULT_MAX_RETRIES, TOKEN_ENV,
+    parse_size, ApiSettings, DiscoverySettings, Rate, DEFAULT_CONCURRENCY, DEFAULT_MAX_RETRIES,
+    TOKEN_ENV,
 };
-use ptt_audit::webex::{parse_base_url, Stop, StopReason, Token, DEFAULT_BASE_URL};
+use ptt_audit::webex::{parse_base_url, Stop, StopReason, DEFAULT_BASE_URL};
 
-use super::audit::{parse_location_id, parse_timeout};
+use super::audit::{parse_location_id, parse_max_stall, parse_timeout, token_source};
 use super::ui::{listing_hint, Tone, Ui};
 
 /// Everything `ptt-audit lines` takes.
@@ -50,9 +51,24 @@ pub struct LinesArgs {
     #[arg(long, value_name = "URL", env = "WEBEX_BASE_URL", default_value = DEFAULT_BASE_URL)]
     pub base_url: String,
 
+    /// Largest answer body read, in bytes or with a unit (`8MiB`, `512KiB`); a larger
+    /// page is a `decode` error.
+    #[arg(long, value_name = "SIZE", default_value = "8MiB", value_parser = parse_size)]
+    pub max_body: u64,
+
+    /// Stop listing when no answer has been a success (2xx) for this long.
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_max_stall)]
+    pub max_stall: Duration,
+
     /// File holding the API token (else the WEBEX_TOKEN environment variable).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "credentials")]
     pub token_file: Option<PathBuf>,
+
+    /// Credentials of an integration or service app (TOML: client_id, client_secret,
+    /// refresh_token; mode 600): the access token is refreshed when needed and the
+    /// file rewritten with it.
+    #[arg(long, value_name = "FILE")]
+    pub credentials: Option<PathBuf>,
 }
 
 impl LinesArgs {
@@ -62,7 +78,13 @@ impl LinesArgs {
         token_env: Option<String>,
     ) -> Result<(ApiSettings, DiscoverySettings), UsageError> {
         let base_url = parse_base_url(&self.base_url)?;
-        let token = Token::resolve(self.token_file.as_deref(), token_env)?;
+        let token = token_source(
+            self.credentials.as_deref(),
+            self.token_file.as_deref(),
+            token_env,
+            &base_url,
+            self.timeout,
+        )?;
         let api = ApiSettings {
             base_url,
             org_id: self.org_id.clone(),
@@ -72,6 +94,8 @@ impl LinesArgs {
             concurrency: DEFAULT_CONCURRENCY,
             timeout: self.timeout,
             max_retries: self.max_retries,
+            max_body: self.max_body,
+            max_stall: self.max_stall,
         };
         Ok((api, DiscoverySettings::new(self.location_id.clone())))
     }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use ptt_audit::exit::Exit;
-use ptt_audit::simulator::{self, FailingPage, Faults, ListQuirks, SimConfig};
+use ptt_audit::simulator::{self, FailingPage, Faults, ListQuirks, OAuthConfig, SimConfig};
 
 /// `ptt-audit simulate`: a simulated Webex API on your machine, for trying ptt-audit
 /// without a Webex account.
@@ -82,6 +82,56 @@ pub struct SimulateArgs {
     /// List endpoint: page K answers 503, for good (K) or N times (K:N).
     #[arg(long, value_name = "K[:N]", help_heading = "List endpoint quirks")]
     pub fail_page: Option<FailingPage>,
+
+    /// Serve a token endpoint (`POST /v1/access_token`) that accepts this refresh
+    /// token, for trying `--credentials`. Then only the access tokens it hands out (and
+    /// `--token`) are accepted. Made up, like `--token`.
+    #[arg(long, value_name = "TOKEN", help_heading = "Token endpoint")]
+    pub refresh_token: Option<String>,
+
+    /// The client ID the token endpoint accepts.
+    #[arg(
+        long,
+        value_name = "ID",
+        requires = "refresh_token",
+        help_heading = "Token endpoint"
+    )]
+    pub client_id: Option<String>,
+
+    /// The client secret the token endpoint accepts (made up).
+    #[arg(
+        long,
+        value_name = "SECRET",
+        requires = "refresh_token",
+        help_heading = "Token endpoint"
+    )]
+    pub client_secret: Option<String>,
+
+    /// How long an access token lasts (its `expires_in`) [default: 14 days].
+    #[arg(long, value_name = "DURATION", requires = "refresh_token", value_parser = parse_lifetime, help_heading = "Token endpoint")]
+    pub access_token_lifetime: Option<Duration>,
+
+    /// How many requests an access token may make before it answers 401 (a refresh
+    /// mid-run on demand) [default: no limit].
+    #[arg(long, value_name = "N", requires = "refresh_token", value_parser = clap::value_parser!(u64).range(1..), help_heading = "Token endpoint")]
+    pub access_token_requests: Option<u64>,
+
+    /// How long a refresh token lasts [default: 90 days].
+    #[arg(long, value_name = "DURATION", requires = "refresh_token", value_parser = parse_lifetime, help_heading = "Token endpoint")]
+    pub refresh_token_lifetime: Option<Duration>,
+
+    /// Hand out a new refresh token on every refresh (the one sent stays valid until
+    /// the new one is first used).
+    #[arg(long, requires = "refresh_token", help_heading = "Token endpoint")]
+    pub rotate_refresh_tokens: bool,
+}
+
+fn parse_lifetime(s: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(s) {
+        Ok(d) if d >= Duration::from_secs(1) => Ok(d),
+        Ok(_) => Err("a token lifetime is at least 1s".into()),
+        Err(e) => Err(format!("`{s}` is not a duration ({e}); try 1h or 14days")),
+    }
 }
 
 fn parse_positive_rate(s: &str) -> Result<f64, String> {
@@ -97,10 +147,26 @@ impl SimulateArgs {
     /// Splits the flags into the simulator's configuration, the listen address and
     /// the IDs file.
     pub fn into_config(self) -> (SimConfig, SocketAddr, Option<PathBuf>) {
+        let defaults = OAuthConfig::default();
+        let oauth = self.refresh_token.map(|refresh_token| OAuthConfig {
+            client_id: self.client_id.unwrap_or(defaults.client_id),
+            client_secret: self.client_secret.unwrap_or(defaults.client_secret),
+            refresh_token,
+            access_token: None,
+            access_token_lifetime: self
+                .access_token_lifetime
+                .unwrap_or(defaults.access_token_lifetime),
+            access_token_requests: self.access_token_requests,
+            refresh_token_lifetime: self
+                .refresh_token_lifetime
+                .unwrap_or(defaults.refresh_token_lifetime),
+            rotate: self.rotate_refresh_tokens,
+        });
         let config = SimConfig {
             lines: self.lines,
             seed: self.seed,
             token: self.token,
+            oauth,
             org_id: self.org_id,
             rate_limit: self.rate_limit,
             burst: self.burst,
@@ -273,6 +339,32 @@ mod tests {
         assert!(Cli::try_parse_from(["simulate", "--fail-page", "0"]).is_err());
         assert!(Cli::try_parse_from(["simulate", "--fail-page", "2:x"]).is_err());
         assert!(Cli::try_parse_from(["simulate", "--page-limit", "0"]).is_err());
+        assert!(defaults.oauth.is_none());
+        let oauth = Cli::try_parse_from([
+            "simulate",
+            "--refresh-token",
+            "rt",
+            "--access-token-requests",
+            "50",
+            "--access-token-lifetime",
+            "20m",
+            "--rotate-refresh-tokens",
+        ])
+        .unwrap()
+        .args
+        .into_config()
+        .0
+        .oauth
+        .expect("a token endpoint");
+        assert_eq!(oauth.refresh_token, "rt");
+        assert_eq!(oauth.client_id, OAuthConfig::default().client_id);
+        assert_eq!(oauth.access_token_requests, Some(50));
+        assert_eq!(oauth.access_token_lifetime, Duration::from_secs(1200));
+        assert!(oauth.rotate);
+        assert!(
+            Cli::try_parse_from(["simulate", "--rotate-refresh-tokens"]).is_err(),
+            "token endpoint flags need --refresh-token"
+        );
         assert!(Cli::try_parse_from(["simulate", "--faults", "oops=1"]).is_err());
         assert!(Cli::try_parse_from(["simulate", "--rate-limit", "0"]).is_err());
         assert!(

@@ -1,23 +1,20 @@
 //! Everything the user sees or does to a running command: messages on stderr, the
-//! summary on stdout, the progress line, and interrupts.
+//! summary on stdout, the progress bar (drawn by `progress.rs`), and interrupts.
 
 use std::future::Future;
 use std::io::{IsTerminal, Write};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use ptt_audit::job::{Outcome, Progress};
 use ptt_audit::policy::PolicySet;
 use ptt_audit::webex::{Stop, StopReason};
 
+use super::progress::Bar;
 use super::LogFormat;
 
 /// Exit code of a process ended by a second interrupt (128 + SIGINT), as shells do.
 const EXIT_INTERRUPTED: i32 = 130;
-
-/// How often the progress line is redrawn.
-const PROGRESS_TICK: Duration = Duration::from_millis(500);
 
 /// How messages reach the user; built once from the global flags.
 #[derive(Debug, Clone, Copy)]
@@ -51,6 +48,10 @@ impl Ui {
     /// Tells the user something on stderr: a plain line for a person, or one log event
     /// when the logs are JSON, so that a log shipper never sees a line that is not JSON.
     pub fn tell(&self, tone: Tone, text: &str) {
+        // `-q`: only warnings and errors.
+        if self.quiet && tone == Tone::Info {
+            return;
+        }
         if self.json {
             match tone {
                 Tone::Error => tracing::error!("{text}"),
@@ -59,10 +60,10 @@ impl Ui {
             }
         } else {
             let prefix = if tone == Tone::Error { "error: " } else { "" };
-            // One message, one line, whatever a server put into it; and a closed
-            // stderr must not turn into a panic.
+            // One message, one line, whatever a server put into it; a closed stderr
+            // must not turn into a panic; and a progress bar must not tear it.
             let text = super::log::escape_controls(text);
-            let _ = writeln!(std::io::stderr(), "{prefix}{text}");
+            super::progress::write_stderr(format!("{prefix}{text}\n").as_bytes());
         }
     }
 
@@ -75,22 +76,58 @@ impl Ui {
         }
     }
 
-    /// Prints an audit's summary to stdout, and what went wrong to stderr.
-    pub fn print_outcome(&self, outcome: &Outcome, policies: &PolicySet) {
-        let listed = outcome
-            .discovery
-            .as_ref()
-            .map(ptt_audit::report::render_discovery)
-            .unwrap_or_default();
-        self.print(&format!(
-            "{listed}{}",
-            ptt_audit::report::render_summary(
-                &outcome.summary,
-                policies,
-                &outcome.paths,
-                i32::from(outcome.exit.code()),
-            )
-        ));
+    /// The end-of-run summary on stdout: nothing with `-q`; one JSON object (the
+    /// report's `run` and `summary`, the report paths, and `extra` under its key) with
+    /// `--log-format json`; else the readable text.
+    pub fn print_summary(
+        &self,
+        outcome: &Outcome,
+        policies: &PolicySet,
+        warn_expiring_days: u32,
+        extra: Option<(&str, serde_json::Value)>,
+    ) {
+        if self.quiet {
+            return;
+        }
+        if self.json {
+            let mut object = serde_json::json!({
+                "run": outcome.run,
+                "summary": outcome.summary,
+                "reports": outcome.paths,
+            });
+            if let (Some((key, value)), Some(map)) = (extra, object.as_object_mut()) {
+                map.insert(key.to_string(), value);
+            }
+            self.print(&format!("{object}\n"));
+        } else {
+            let listed = outcome
+                .discovery
+                .as_ref()
+                .map(ptt_audit::report::render_discovery)
+                .unwrap_or_default();
+            self.print(&format!(
+                "{listed}{}",
+                ptt_audit::report::render_summary(
+                    &outcome.summary,
+                    policies,
+                    &outcome.paths,
+                    i32::from(outcome.exit.code()),
+                    outcome.fail_on,
+                    warn_expiring_days,
+                )
+            ));
+        }
+    }
+
+    /// Prints an audit's summary to stdout (see [`Ui::print_summary`]; the waivers that
+    /// expire within `warn_expiring_days` are named), and what went wrong to stderr.
+    pub fn print_outcome(&self, outcome: &Outcome, policies: &PolicySet, warn_expiring_days: u32) {
+        self.print_summary(outcome, policies, warn_expiring_days, None);
+        self.tell_problems(outcome);
+    }
+
+    /// Tells on stderr why a run stopped early or what its answers hint at.
+    pub fn tell_problems(&self, outcome: &Outcome) {
         if let Some(hint) = outcome
             .discovery
             .as_ref()
@@ -113,6 +150,12 @@ impl Ui {
             );
         }
         match outcome.stopped {
+            // Which credential to renew, when the token source knows.
+            Some(StopReason::Unauthorized) if outcome.auth_failure.is_some() => {
+                if let Some(failure) = &outcome.auth_failure {
+                    self.tell(Tone::Error, &format!("{failure}. {unread}"));
+                }
+            }
             Some(StopReason::Unauthorized) => self.tell(
                 Tone::Error,
                 &format!(
@@ -124,25 +167,50 @@ impl Ui {
             Some(StopReason::Interrupted) => {
                 self.tell(Tone::Warn, &format!("interrupted. {unread}"))
             }
+            Some(reason @ StopReason::Stalled { .. }) => self.tell(
+                Tone::Error,
+                &format!(
+                    "{}. The API throttled, failed or left unanswered every request \
+                     meanwhile; raise --max-stall to wait longer. {unread}",
+                    reason.describe()
+                ),
+            ),
+            Some(reason @ StopReason::Forbidden { .. }) => self.tell(
+                Tone::Error,
+                &format!(
+                    "{}. {} {unread}",
+                    reason.describe(),
+                    forbidden_hint(outcome)
+                ),
+            ),
+            Some(reason @ StopReason::Unreachable { .. }) => self.tell(
+                Tone::Error,
+                &format!(
+                    "{}. Check --base-url and that the host can be reached from here. \
+                     {unread}",
+                    reason.describe()
+                ),
+            ),
             None => {}
         }
     }
 
     /// Starts what a running job needs from the user's side: interrupts turned into
-    /// the stop signal, and a progress line when a person watches. Dropping the guard
-    /// ends both.
+    /// the stop signal, and a progress bar when a person watches (stderr a terminal,
+    /// no `-q`, text logs: under `--log-format json` every stderr line is JSON).
+    /// Dropping the guard ends both.
     pub fn attend(&self, stop: &Stop, progress: &Arc<Progress>) -> Attended {
         let signals = tokio::spawn(watch_signals(stop.clone()));
-        let ticker = (!self.quiet && std::io::stderr().is_terminal())
-            .then(|| tokio::spawn(show_progress(progress.clone())));
-        Attended { signals, ticker }
+        let bar = (!self.quiet && !self.json && std::io::stderr().is_terminal())
+            .then(|| Bar::start(progress.clone()));
+        Attended { signals, bar }
     }
 
     /// Interrupts turned into the stop signal, without a progress line.
     pub fn attend_quietly(&self, stop: &Stop) -> Attended {
         Attended {
             signals: tokio::spawn(watch_signals(stop.clone())),
-            ticker: None,
+            bar: None,
         }
     }
 }
@@ -163,21 +231,37 @@ pub fn listing_hint(error: &ptt_audit::model::LineError) -> Option<&'static str>
     }
 }
 
-/// The signal watcher and progress line of a running job.
+/// The likely causes of a run stopped by the 403 rule, naming the `--org-id` it used:
+/// the same refusal on every line is the org or the token, never the lines.
+fn forbidden_hint(outcome: &Outcome) -> String {
+    let org = match outcome.run.get("org_id").and_then(|v| v.as_str()) {
+        Some(org) => format!(
+            "--org-id {org} is wrong (not an org this token may read)",
+            org = super::log::escape_controls(org)
+        ),
+        None => "no --org-id was given (a partner admin must name the customer's org)".into(),
+    };
+    format!(
+        "The token may not read these lines. Most likely {org}, or the token belongs to a \
+         user who is not an admin of that org, or it lacks the scope \
+         spark-admin:telephony_config_read (a full, user or read-only admin token)."
+    )
+}
+
+/// The signal watcher and progress bar of a running job.
 #[derive(Debug)]
 pub struct Attended {
     signals: tokio::task::JoinHandle<()>,
-    ticker: Option<tokio::task::JoinHandle<()>>,
+    bar: Option<Bar>,
 }
 
 impl Attended {
-    /// Clears the progress line. Interrupts are still watched until the guard drops:
-    /// until the reports are on disk a second interrupt must still exit.
+    /// Draws the progress bar's final state and clears it. Interrupts are still
+    /// watched until the guard drops: until the reports are on disk a second interrupt
+    /// must still exit.
     pub fn clear_progress(&mut self) {
-        if let Some(t) = self.ticker.take() {
-            t.abort();
-            let _ = write!(std::io::stderr(), "\r\x1b[2K");
-        }
+        // Dropping the bar clears it.
+        self.bar = None;
     }
 }
 
@@ -220,28 +304,6 @@ async fn watch_signals(stop: Stop) {
              (interrupt again to exit at once)"
         );
         stop.trigger(StopReason::Interrupted);
-    }
-}
-
-async fn show_progress(progress: Arc<Progress>) {
-    let start = Instant::now();
-    let mut tick = tokio::time::interval(PROGRESS_TICK);
-    loop {
-        tick.tick().await;
-        let (n, total) = (progress.done(), progress.total());
-        let secs = start.elapsed().as_secs_f64().max(0.001);
-        // While --all still lists, the total grows: say so.
-        let more = if progress.listing() {
-            "+ (listing)"
-        } else {
-            ""
-        };
-        let _ = write!(
-            std::io::stderr(),
-            "\r\x1b[2K  {n}/{total}{more} lines  {:.0}/s  {:.0}s",
-            n as f64 / secs,
-            secs
-        );
     }
 }
 

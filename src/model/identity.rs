@@ -13,6 +13,7 @@ use serde_json::Value;
 /// A line's identity; every part may be unknown (`None`). Serialises to the JSON
 /// report's `lines[].line` object, every key present, unknown ones `null`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct LineIdentity {
     /// `displayName`, else `firstName lastName`.
     pub name: Option<String>,

@@ -15,18 +15,9 @@ use cel::common::types::{
 use cel::common::value::Val;
 use cel::{Context, Env, Program, Value};
 
+use super::fields::LINE_FIELDS;
 use super::raw::Pos;
 use crate::model::LineIdentity;
-
-/// The fields of CEL's `line`: the ID, then the identity (empty strings when unknown).
-pub(crate) const LINE_FIELDS: [&str; 6] = [
-    "id",
-    "name",
-    "location_id",
-    "location_name",
-    "phone_number",
-    "extension",
-];
 
 /// The CEL environment every policy expression is compiled and run with: the standard
 /// library plus the `strings` (`lowerAscii`, `split`, `join`, `format`, ...) and

@@ -6,7 +6,8 @@
 //!    ([`super::schema`]).
 //! 3. Once every file is read: waivers must name a defined rule, and the expressions
 //!    of enabled rules are checked statically ([`super::check`]), then by running them
-//!    on sample records ([`super::sample`]).
+//!    on sample records ([`super::sample`]); a rule without problems is then run on
+//!    adversarial samples to see whether it can fail at all ([`super::vacuous`]).
 //!
 //! Any step may also record a warning ([`PolicySet::warnings`]): something that loads
 //! but deserves a look.
@@ -16,12 +17,13 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
+use super::check::Facts;
 use super::error::{Diagnostic, PolicyErrors};
-use super::expr::CelEnv;
+use super::expr::{CelEnv, ExprKey};
 use super::raw;
 use super::sample::Samples;
 use super::schema::{Checked, Schema};
-use super::{check, PolicySet, PolicySource};
+use super::{check, vacuous, PolicySet, PolicySource};
 
 /// Loads the policies at `path`: one `.toml` file, or every `*.toml` file directly in a
 /// folder, in name order.
@@ -156,15 +158,36 @@ impl Loader {
         let samples = Samples::new();
         let mut found = Vec::new();
         let mut warned = Vec::new();
-        for (id, which, e) in schema.enabled_expressions() {
-            let verdict = check::check(&env, e, which, schema.vars());
-            let at = |msg| (e.file.clone(), e.pos, id.map(str::to_string), msg);
-            // The samples only run an expression the syntax tree finds no fault in.
-            let problem = verdict
-                .problem
-                .or_else(|| samples.problem(&env, e, which, schema.vars()));
-            found.extend(problem.map(at));
-            warned.extend(verdict.warnings.into_iter().map(at));
+        for rule in schema.enabled_rules() {
+            let mut facts = Facts::default();
+            let mut sound = true;
+            for (which, e) in rule.each() {
+                let verdict = check::check(&env, e, which, schema.vars());
+                let at = |msg| (e.file.clone(), e.pos, rule.id.map(str::to_string), msg);
+                let mut problems = verdict.problems;
+                // The samples only run an expression the syntax tree finds no fault in.
+                if problems.is_empty() {
+                    problems.extend(samples.problem(&env, e, which, schema.vars()));
+                }
+                sound &= problems.is_empty();
+                found.extend(problems.into_iter().map(at));
+                warned.extend(verdict.warnings.into_iter().map(at));
+                if which != ExprKey::MessageExpr {
+                    facts.merge(verdict.facts);
+                }
+            }
+            if let (true, Some(require)) = (sound, rule.require) {
+                if let Some(why) =
+                    vacuous::cannot_fail(&env, rule.when, require, &facts, schema.vars())
+                {
+                    let e = if why.starts_with("`when`") {
+                        rule.when.unwrap_or(require)
+                    } else {
+                        require
+                    };
+                    warned.push((e.file.clone(), e.pos, rule.id.map(str::to_string), why));
+                }
+            }
         }
         for (file, pos, id, msg) in found {
             schema.problems.add(&file, pos, id.as_deref(), msg);
@@ -178,6 +201,7 @@ impl Loader {
             rules,
             waivers,
             vars,
+            var_origins,
         } = schema.finish()?;
         let mut waivers_by_line: HashMap<String, Vec<usize>> = HashMap::new();
         for (i, w) in waivers.iter().enumerate() {
@@ -187,6 +211,7 @@ impl Loader {
             rules,
             waivers,
             vars,
+            var_origins,
             sources,
             warnings,
             env,

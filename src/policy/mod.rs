@@ -24,6 +24,7 @@
 //! available: the crate is built without its `regex` and `chrono` features.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 
 use chrono::NaiveDate;
 
@@ -31,12 +32,15 @@ use crate::model::Severity;
 
 mod check;
 mod error;
+mod expiry;
 pub(crate) mod expr;
+mod fields;
 mod load;
-mod raw;
+pub(crate) mod raw;
 mod sample;
 mod schema;
-mod suggest;
+pub(crate) mod suggest;
+mod vacuous;
 
 pub use error::{Diagnostic, PolicyErrors};
 pub use load::{load, load_str};
@@ -54,13 +58,18 @@ pub struct PolicySet {
     pub rules: Vec<Rule>,
     /// Every waiver, in file order.
     pub waivers: Vec<Waiver>,
-    /// The merged `[vars]` tables, as JSON.
+    /// The merged `[vars]` tables, as JSON: for a var set in several files, the value
+    /// of the last file loaded.
     pub vars: serde_json::Map<String, serde_json::Value>,
+    /// Where each var of [`PolicySet::vars`] got its value.
+    pub var_origins: HashMap<String, VarOrigin>,
     /// The files the set was loaded from, with their SHA-256, for the report.
     pub sources: Vec<PolicySource>,
-    /// What loads but deserves a look (a rule whose cost grows with the square of the
-    /// number of members, …), by file then position: `check-policies` prints these and
-    /// `audit` logs them.
+    /// What loads but deserves a look (a field name the API does not document, a rule
+    /// whose cost grows with the square of the number of members, a rule that cannot
+    /// fail as configured, …), by file then position: `check-policies` prints these and
+    /// `audit` logs them. Warnings that depend on the date are
+    /// [`PolicySet::waiver_warnings`].
     pub warnings: Vec<Diagnostic>,
     /// The CEL environment every expression was compiled for.
     pub(crate) env: CelEnv,
@@ -74,6 +83,18 @@ impl PolicySet {
     pub fn enabled_rules(&self) -> impl Iterator<Item = (usize, &Rule)> + '_ {
         self.rules.iter().enumerate().filter(|(_, r)| r.enabled)
     }
+}
+
+/// Where a var's value comes from: files load in name order, and a later file's value
+/// replaces an earlier one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VarOrigin {
+    /// The file whose value is in force.
+    pub file: PathBuf,
+    /// 1-based line of the var's key in that file.
+    pub line: usize,
+    /// The earlier settings it replaced, as (file, line), first loaded first.
+    pub overrides: Vec<(PathBuf, usize)>,
 }
 
 /// One policy file, for the report's `run.policies`.
@@ -131,6 +152,33 @@ pub struct Waiver {
     pub reason: String,
     /// Last day it applies (inclusive).
     pub expires: NaiveDate,
+    /// The ticket that approved it (free text), if given.
+    pub ticket: Option<String>,
+    /// Who answers for it (free text), if given.
+    pub owner: Option<String>,
+    /// What the line is, for reviewers who cannot read line IDs (free text), if given.
+    pub label: Option<String>,
+    /// The file it is written in.
+    pub file: PathBuf,
     /// 1-based line of its `[[waiver]]` header.
     pub line_no: usize,
+}
+
+impl Waiver {
+    /// The line ID, with the waiver's label when it has one: `ID (label)`.
+    pub fn line_and_label(&self) -> String {
+        match &self.label {
+            Some(label) => format!("{} ({label})", self.line),
+            None => self.line.clone(),
+        }
+    }
+
+    /// `ticket T, owner O`: the metadata given, or an empty string.
+    pub fn metadata(&self) -> String {
+        let parts: Vec<String> = [("ticket", &self.ticket), ("owner", &self.owner)]
+            .into_iter()
+            .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k} {v}")))
+            .collect();
+        parts.join(", ")
+    }
 }

@@ -128,9 +128,21 @@ pub(crate) fn parse(text: &str) -> Result<RawTable, Vec<SyntaxError>> {
     if !errors.is_empty() {
         return Err(errors
             .iter()
-            .map(|e| SyntaxError {
-                pos: e.span().map(|s| index.pos(s.start)),
-                message: e.message().trim().to_string(),
+            .map(|e| {
+                let mut message = e.message().trim().to_string();
+                // Name the key: in a policy file it is most often a var set twice.
+                if let Some(key) = e.span().and_then(|s| text.get(s)) {
+                    if message == "duplicate key" && !key.contains('\n') {
+                        message = format!(
+                            "duplicate key `{key}` (a key, a var included, is set once per \
+                             table in a file; a later file may set a var again)"
+                        );
+                    }
+                }
+                SyntaxError {
+                    pos: e.span().map(|s| index.pos(s.start)),
+                    message,
+                }
             })
             .collect());
     }

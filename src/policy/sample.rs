@@ -14,7 +14,9 @@
 //! misspelling of a documented top-level name (`conectionType`); a missing key that
 //! looks like a misspelling of a documented member or number field (`m.emial`).
 //! "Looks like" means equal when case, `_` and `-` are ignored, or within two edits
-//! (one for names of four characters or fewer).
+//! (one for names of four characters or fewer). The static checks
+//! ([`super::check`]) already report every such name they can see; this catches what
+//! they cannot tell apart (a field of a value they cannot type).
 //!
 //! Not load errors: an undeclared name far from every documented one, taken for a
 //! field the API returns but does not document yet (the contract lets CEL see such
@@ -24,33 +26,47 @@
 use serde_json::json;
 
 use super::expr::{self, CelEnv, Expr, ExprKey};
+use super::fields::{top_names, MEMBER_FIELDS, NUMBER_FIELDS};
 use super::suggest::closest;
 use crate::model::LineIdentity;
 
-/// Names CEL sees at the top level whatever the API returns.
-pub(super) const TOP_NAMES: &[&str] = &[
-    "allowAutoAnswer",
-    "connectionType",
-    "accessType",
-    "members",
-    "line",
-    "vars",
-];
-/// Fields of a member and of a member's number, as documented.
-pub(super) const NESTED_NAMES: &[&str] = &[
-    "id",
-    "lastName",
-    "firstName",
-    "displayName",
-    "type",
-    "email",
-    "numbers",
-    "external",
-    "extension",
-    "routingPrefix",
-    "esn",
-    "primary",
-];
+/// A documented person, every field filled (the API page's example member).
+pub(super) fn person() -> serde_json::Value {
+    json!({
+        "id": "Y2lzY29zcGFyazovL3VzL1BFT1BMRS82MWU3MDlkNy1hM2IxLTQ2MDctOTBiOC04NmE5MDgxYWFkNmE",
+        "lastName": "Little",
+        "firstName": "Alice",
+        "displayName": "Alice Little",
+        "type": "PEOPLE",
+        "email": "alice@example.com",
+        "numbers": [{
+            "external": "+19845551088",
+            "extension": "1088",
+            "routingPrefix": "1234",
+            "esn": "12341088",
+            "primary": true
+        }]
+    })
+}
+
+/// A workspace, every field filled.
+pub(super) fn place() -> serde_json::Value {
+    json!({
+        "id": "Y2lzY29zcGFyazovL3VzL1BMQUNFLzE",
+        "lastName": "Lobby",
+        "firstName": "Main",
+        "displayName": "Main Lobby",
+        "type": "PLACE",
+        "email": "lobby@example.com",
+        "numbers": [{
+            "external": "+19845551000",
+            "extension": "1000",
+            "routingPrefix": "1234",
+            "esn": "12341000",
+            "primary": false
+        }]
+    })
+}
 
 /// The sample records, each with the description messages name it by.
 pub(super) struct Samples(Vec<(&'static str, serde_json::Value)>);
@@ -59,36 +75,7 @@ impl Samples {
     /// Records holding every documented field, with enum values varied so that an
     /// expression's `&&`/`||`/`?:` cannot skip a misspelt name on all of them.
     pub(crate) fn new() -> Self {
-        let person = json!({
-            "id": "Y2lzY29zcGFyazovL3VzL1BFT1BMRS82MWU3MDlkNy1hM2IxLTQ2MDctOTBiOC04NmE5MDgxYWFkNmE",
-            "lastName": "Little",
-            "firstName": "Alice",
-            "displayName": "Alice Little",
-            "type": "PEOPLE",
-            "email": "alice@example.com",
-            "numbers": [{
-                "external": "+19845551088",
-                "extension": "1088",
-                "routingPrefix": "1234",
-                "esn": "12341088",
-                "primary": true
-            }]
-        });
-        let place = json!({
-            "id": "Y2lzY29zcGFyazovL3VzL1BMQUNFLzE",
-            "lastName": "Lobby",
-            "firstName": "Main",
-            "displayName": "Main Lobby",
-            "type": "PLACE",
-            "email": "lobby@example.com",
-            "numbers": [{
-                "external": "+19845551000",
-                "extension": "1000",
-                "routingPrefix": "1234",
-                "esn": "12341000",
-                "primary": false
-            }]
-        });
+        let (person, place) = (person(), place());
         Samples(vec![
             (
                 "TWO_WAY/BLOCK_MEMBERS/auto-answer with a member",
@@ -162,7 +149,7 @@ impl Samples {
                         };
                         return Some(format!("`{key}` calls unknown function `{name}`{note}"));
                     }
-                    if let Some(s) = closest(&name, TOP_NAMES.iter().copied()) {
+                    if let Some(s) = closest(&name, top_names()) {
                         return Some(format!(
                             "`{key}` uses unknown name `{name}` (did you mean `{s}`?)"
                         ));
@@ -171,7 +158,9 @@ impl Samples {
                     // returns but does not document yet: lines without it will be `error`.
                 }
                 Err(cel::ExecutionError::NoSuchKey(name)) => {
-                    if let Some(s) = closest(&name, NESTED_NAMES.iter().copied()) {
+                    if let Some(s) =
+                        closest(&name, MEMBER_FIELDS.iter().chain(NUMBER_FIELDS).copied())
+                    {
                         return Some(format!(
                             "`{key}` uses unknown field `{name}` (did you mean `{s}`?)"
                         ));
@@ -183,5 +172,39 @@ impl Samples {
             }
         }
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::fields::SETTINGS_FIELDS;
+
+    fn keys(v: &serde_json::Value) -> Vec<&str> {
+        let mut k: Vec<&str> = v
+            .as_object()
+            .map(|o| o.keys().map(String::as_str).collect())
+            .unwrap_or_default();
+        k.sort_unstable();
+        k
+    }
+
+    fn sorted(names: &[&'static str]) -> Vec<&'static str> {
+        let mut v = names.to_vec();
+        v.sort_unstable();
+        v
+    }
+
+    /// The samples and the documented schema are one list: a field added to one and
+    /// not the other would let a misspelling of it through, or flag it wrongly.
+    #[test]
+    fn sample_records_hold_exactly_the_documented_fields() {
+        for (what, record) in &Samples::new().0 {
+            assert_eq!(keys(record), sorted(SETTINGS_FIELDS), "{what}");
+        }
+        for member in [person(), place()] {
+            assert_eq!(keys(&member), sorted(MEMBER_FIELDS));
+            assert_eq!(keys(&member["numbers"][0]), sorted(NUMBER_FIELDS));
+        }
     }
 }

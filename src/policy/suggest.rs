@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 /// Edits are counted as optimal string alignment, so a swap of neighbours (`tpye`)
 /// costs one, like an insertion, deletion or substitution: the typos people make.
 /// Ties go to the closest candidate, then to the first one given.
-pub(super) fn closest<'a>(
+pub(crate) fn closest<'a>(
     name: &str,
     candidates: impl Iterator<Item = &'a str>,
 ) -> Option<&'a str> {
@@ -41,7 +41,7 @@ pub(super) fn closest<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::sample::{NESTED_NAMES, TOP_NAMES};
+    use crate::policy::fields::{top_names, MEMBER_FIELDS};
     use crate::policy::schema::RULE_KEYS;
 
     #[test]
@@ -50,12 +50,12 @@ mod tests {
             closest("sevrity", RULE_KEYS.iter().copied()),
             Some("severity")
         );
-        assert_eq!(closest("tpye", NESTED_NAMES.iter().copied()), Some("type"));
+        assert_eq!(closest("tpye", MEMBER_FIELDS.iter().copied()), Some("type"));
         assert_eq!(
-            closest("connection_type", TOP_NAMES.iter().copied()),
+            closest("connection_type", top_names()),
             Some("connectionType")
         );
-        assert_eq!(closest("pttRecording", TOP_NAMES.iter().copied()), None);
+        assert_eq!(closest("pttRecording", top_names()), None);
         assert_eq!(closest("severity", RULE_KEYS.iter().copied()), None);
     }
 }

@@ -204,6 +204,13 @@ impl Write for TempFile {
     }
 }
 
+/// The xlsx container (a zip) goes back to fill in sizes: it needs to seek.
+impl Seek for TempFile {
+    fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
+        self.writer()?.seek(pos)
+    }
+}
+
 impl Drop for TempFile {
     fn drop(&mut self) {
         // Close before removing: Windows cannot delete an open file right away.
@@ -284,6 +291,12 @@ impl Write for AtomicFile {
 
     fn flush(&mut self) -> io::Result<()> {
         self.tmp.flush()
+    }
+}
+
+impl Seek for AtomicFile {
+    fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
+        self.tmp.seek(pos)
     }
 }
 

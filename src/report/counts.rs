@@ -10,8 +10,10 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use super::drift::{Changes, WaiverEntry};
 use super::effective_findings;
 use super::spotlight::Spotlight;
+use crate::compare::RemovedLine;
 use crate::model::{Change, LineReport, LineStatus, RuleStatus, Severity};
 use crate::policy::PolicySet;
 
@@ -144,7 +146,7 @@ enum_counts! {
 
 enum_counts! {
     /// Results by [`Change`], for `summary.changes`.
-    pub(crate) struct ChangeCounts by Change {
+    pub struct ChangeCounts by Change {
         /// Not in the previous report.
         new => New,
         /// Same status.
@@ -178,12 +180,20 @@ pub struct Summary {
     /// summary. Not part of the JSON `summary` object.
     #[serde(skip)]
     pub failing_rules: BTreeMap<usize, u64>,
-    /// Results by change since the previous report; only with `audit --previous`.
+    /// Changes since the previous report; only with `--previous`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) changes: Option<ChangeCounts>,
+    pub changes: Option<Changes>,
     /// The few lines the human summary names. Not part of the JSON `summary` object.
     #[serde(skip)]
     pub spotlight: Spotlight,
+    /// Every waiver's state and days left, in `PolicySet::waivers` order; filled when
+    /// the run finishes. Not part of the JSON `summary` object (the report's `waivers`).
+    #[serde(skip)]
+    pub waivers: Vec<WaiverEntry>,
+    /// The lines the previous report had and this run lacks; filled when the run
+    /// finishes. Not part of the JSON `summary` object (the report's `removed_lines`).
+    #[serde(skip)]
+    pub removed_lines: Vec<RemovedLine>,
 }
 
 impl Summary {
@@ -199,7 +209,8 @@ impl Summary {
             self.results.bump(f.status);
             if let Some(change) = f.change {
                 self.changes
-                    .get_or_insert_with(ChangeCounts::default)
+                    .get_or_insert_with(Changes::default)
+                    .results
                     .bump(change);
             }
             if f.status == RuleStatus::Fail {
@@ -283,7 +294,7 @@ mod tests {
     #[test]
     fn serialises_to_the_contracts_keys_in_order() {
         let s = Summary {
-            changes: Some(ChangeCounts::default()),
+            changes: Some(Changes::default()),
             ..Summary::default()
         };
         assert_eq!(
@@ -292,7 +303,7 @@ mod tests {
                 r#"{"lines":{"total":0,"compliant":0,"non_compliant":0,"error":0,"invalid":0,"not_audited":0},"#,
                 r#""results":{"pass":0,"fail":0,"waived":0,"not_applicable":0,"error":0},"#,
                 r#""fail_by_severity":{"low":0,"medium":0,"high":0,"critical":0},"#,
-                r#""changes":{"new":0,"unchanged":0,"regressed":0,"resolved":0,"changed":0}}"#
+                r#""changes":{"new":0,"unchanged":0,"regressed":0,"resolved":0,"changed":0,"lines_added":0,"lines_removed":0}}"#
             )
         );
     }

@@ -1,16 +1,17 @@
-//! `STEM-findings.csv` and `STEM-lines.csv` (`CONTRACT.md` §6, with §7's identity
-//! columns at the end). The columns and each cell's value come from `rows.rs`, which
-//! every tabular format shares; this writer renders the cells as neutralised text.
+//! `STEM-findings.csv` and `STEM-lines.csv` (`CONTRACT.md` §6).
 //!
 //! Choices, for users' spreadsheets and scripts:
 //! - Comma, RFC 4180 quoting (a cell with a comma, quote or newline is quoted, quotes
 //!   doubled), one header row, records ended by `\n`: every RFC 4180 reader accepts it,
 //!   and shell tools (`cut`, `awk`) see no stray `\r` in the last column.
-//! - UTF-8 **without** a byte-order mark. A BOM would make Excel on Windows guess UTF-8
-//!   on double-click, but it also becomes part of the first header cell for scripts
-//!   (Python's `csv` with `encoding="utf-8"` sees `\ufeffrun_id`), breaking the exact
-//!   header the contract promises. LibreOffice, Google Sheets, Numbers and Excel's
-//!   *Data → From Text/CSV* read BOM-less UTF-8 correctly.
+//! - UTF-8 **without** a byte-order mark by default. A BOM would make Excel on Windows
+//!   guess UTF-8 on double-click, but it also becomes part of the first header cell for
+//!   scripts (Python's `csv` with `encoding="utf-8"` sees `\ufeffrun_id`), breaking the
+//!   exact header the contract promises. LibreOffice, Google Sheets, Numbers and
+//!   Excel's *Data → From Text/CSV* read BOM-less UTF-8 correctly; `--csv-bom` adds
+//!   the mark for those who double-click in Excel.
+//! - The columns and their cells are defined once, in `columns`, which the xlsx writer
+//!   reads too; `--findings failing` keeps only `fail`, `waived` and `error` rows.
 //! - Every cell except the header goes through [`neutralise`], so no spreadsheet runs
 //!   data from the API as a formula.
 //! - A line that was never read still gets one findings row per enabled rule, with
@@ -20,19 +21,24 @@
 //!   `regressed`, `resolved` or `changed`; empty when there is none.
 
 use std::borrow::Cow;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use ::csv::{Writer, WriterBuilder};
 
 use super::atomic::{AtomicFile, Sealed};
+use super::columns::{self, Cell, RunCells, FINDINGS, LINES};
+use super::format::{Closing, Opening};
 use super::naming::file_name;
-use super::rows::{line_rows, Cell, RowSink, RunCells};
-use super::{ReportError, ReportWriter, RunEnd, RunMeta, Summary, WaiverState};
+use super::{ReportError, ReportWriter};
 use crate::model::LineReport;
 use crate::policy::PolicySet;
 
-pub use super::rows::{FINDINGS_HEADER, LINES_HEADER};
+pub use super::columns::{FINDINGS_HEADER, LINES_HEADER};
+
+/// The UTF-8 byte-order mark `--csv-bom` starts each CSV with.
+const BOM: &[u8] = "\u{feff}".as_bytes();
 
 /// Prefixes `'` to a cell that a spreadsheet would read as a formula: one starting with
 /// `=`, `+`, `-`, `@`, tab or carriage return. Other cells are returned unchanged.
@@ -54,75 +60,69 @@ pub(crate) fn unneutralise(cell: &str) -> &str {
 
 /// Streaming writer of both CSV files.
 pub(crate) struct CsvWriter {
-    files: Files,
-    run_id: String,
-    org_id: String,
-    policies: Arc<PolicySet>,
-}
-
-/// The two files, where the rows go.
-struct Files {
     findings: Writer<AtomicFile>,
     findings_path: PathBuf,
     lines: Writer<AtomicFile>,
     lines_path: PathBuf,
+    run: RunCells,
+    policies: Arc<PolicySet>,
+    filter: columns::FindingsFilter,
 }
 
 impl std::fmt::Debug for CsvWriter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CsvWriter")
-            .field("findings_path", &self.files.findings_path)
-            .field("lines_path", &self.files.lines_path)
+            .field("findings_path", &self.findings_path)
+            .field("lines_path", &self.lines_path)
             .finish()
     }
+}
+
+/// Opens `dir/.STEM{suffix}.tmp`, writes the byte-order mark if asked and the header.
+fn open_one(
+    o: &Opening<'_>,
+    suffix: &str,
+    header: &[&str],
+) -> Result<(Writer<AtomicFile>, PathBuf), ReportError> {
+    let mut file = AtomicFile::create(o.dir, &file_name(o.stem, suffix))?;
+    let path = file.temp_path().to_path_buf();
+    if o.options.csv_bom {
+        file.write_all(BOM).map_err(|source| ReportError::Io {
+            path: path.clone(),
+            source,
+        })?;
+    }
+    let mut w = WriterBuilder::new().from_writer(file);
+    w.write_record(header).map_err(|source| ReportError::Csv {
+        path: path.clone(),
+        source,
+    })?;
+    Ok((w, path))
 }
 
 impl CsvWriter {
     /// Opens `dir/.STEM-findings.csv.tmp` and `dir/.STEM-lines.csv.tmp` and writes the
     /// header rows.
-    pub(crate) fn create(
-        dir: &Path,
-        stem: &str,
-        meta: &RunMeta,
-        policies: Arc<PolicySet>,
-    ) -> Result<CsvWriter, ReportError> {
-        let findings_file = AtomicFile::create(dir, &file_name(stem, "-findings.csv"))?;
-        let findings_path = findings_file.temp_path().to_path_buf();
-        let lines_file = AtomicFile::create(dir, &file_name(stem, "-lines.csv"))?;
-        let lines_path = lines_file.temp_path().to_path_buf();
-        let mut findings = WriterBuilder::new().from_writer(findings_file);
-        let mut lines = WriterBuilder::new().from_writer(lines_file);
-        findings
-            .write_record(FINDINGS_HEADER)
-            .map_err(|source| ReportError::Csv {
-                path: findings_path.clone(),
-                source,
-            })?;
-        lines
-            .write_record(LINES_HEADER)
-            .map_err(|source| ReportError::Csv {
-                path: lines_path.clone(),
-                source,
-            })?;
+    pub(crate) fn create(o: &Opening<'_>) -> Result<CsvWriter, ReportError> {
+        let (findings, findings_path) = open_one(o, "-findings.csv", &FINDINGS_HEADER)?;
+        let (lines, lines_path) = open_one(o, "-lines.csv", &LINES_HEADER)?;
         Ok(CsvWriter {
-            files: Files {
-                findings,
-                findings_path,
-                lines,
-                lines_path,
-            },
-            run_id: meta.run_id.clone(),
-            org_id: meta.org_id.clone().unwrap_or_default(),
-            policies,
+            findings,
+            findings_path,
+            lines,
+            lines_path,
+            run: RunCells::new(o.meta),
+            policies: Arc::clone(o.policies),
+            filter: o.options.findings,
         })
     }
 }
 
 /// Writes one neutralised record.
-fn write_row<W: std::io::Write>(
+fn write_row<'c, W: std::io::Write>(
     w: &mut Writer<W>,
     path: &Path,
-    cells: &[Cell<'_>],
+    cells: impl Iterator<Item = Cell<'c>>,
 ) -> Result<(), ReportError> {
     let csv_err = |source| ReportError::Csv {
         path: path.to_path_buf(),
@@ -135,16 +135,6 @@ fn write_row<W: std::io::Write>(
     w.write_record(None::<&[u8]>).map_err(csv_err)
 }
 
-impl RowSink for Files {
-    fn finding(&mut self, cells: &[Cell<'_>]) -> Result<(), ReportError> {
-        write_row(&mut self.findings, &self.findings_path, cells)
-    }
-
-    fn line(&mut self, cells: &[Cell<'_>]) -> Result<(), ReportError> {
-        write_row(&mut self.lines, &self.lines_path, cells)
-    }
-}
-
 fn finish_one(w: Writer<AtomicFile>, path: &Path) -> Result<Sealed, ReportError> {
     let file = w.into_inner().map_err(|e| ReportError::Io {
         path: path.to_path_buf(),
@@ -155,26 +145,40 @@ fn finish_one(w: Writer<AtomicFile>, path: &Path) -> Result<Sealed, ReportError>
 
 impl ReportWriter for CsvWriter {
     fn write_line(&mut self, line: &LineReport) -> Result<(), ReportError> {
-        let run = RunCells {
-            run_id: &self.run_id,
-            org_id: &self.org_id,
-            policies: &self.policies,
-        };
-        line_rows(&run, line, &mut self.files)
-    }
-
-    fn finish(
-        self: Box<Self>,
-        _summary: &Summary,
-        _end: &RunEnd,
-        _waivers: &[WaiverState],
-    ) -> Result<Vec<Sealed>, ReportError> {
-        let Files {
+        let CsvWriter {
             findings,
             findings_path,
             lines,
             lines_path,
-        } = self.files;
+            run,
+            policies,
+            filter,
+        } = self;
+        columns::rows(
+            run,
+            policies,
+            line,
+            *filter,
+            &mut (),
+            |_, row| {
+                write_row(
+                    findings,
+                    findings_path,
+                    FINDINGS.iter().map(|c| (c.cell)(row)),
+                )
+            },
+            |_, row| write_row(lines, lines_path, LINES.iter().map(|c| (c.cell)(row))),
+        )
+    }
+
+    fn finish(self: Box<Self>, _closing: &Closing<'_>) -> Result<Vec<Sealed>, ReportError> {
+        let CsvWriter {
+            findings,
+            findings_path,
+            lines,
+            lines_path,
+            ..
+        } = *self;
         let f = finish_one(findings, &findings_path);
         let l = finish_one(lines, &lines_path);
         Ok(vec![f?, l?])
@@ -192,6 +196,13 @@ mod tests {
         }
         for ok in ["", "abc", " =1", "'=1", "1-2", "ümlaut", "#x"] {
             assert!(matches!(neutralise(ok), Cow::Borrowed(s) if s == ok));
+        }
+    }
+
+    #[test]
+    fn unneutralise_undoes_only_what_neutralise_added() {
+        for s in ["=1+1", "-2", "plain", "'plain", ""] {
+            assert_eq!(unneutralise(&neutralise(s)), s);
         }
     }
 }

@@ -14,11 +14,13 @@
 //! Extra keys (allowed by the contract, never renamed): `rules[].enabled`,
 //! `description`, `remediation`, `references`; `lines[].name` (the line's name, or
 //! null: the same as `lines[].line.name`); `results[].waiver` (`{reason, expires,
-//! state}`, only when a waiver matched); `run.discovery.skipped`.
+//! state, ticket, owner, label}`, only when a waiver matched); `waivers[].ticket`,
+//! `owner`, `label` (null when not given) and `days_left`; `run.discovery.skipped`;
+//! `run.source_report` (`evaluate`, else null); with a previous report,
+//! `removed_lines` (before `lines`, which stays last).
 
 use std::cell::RefCell;
 use std::io::{self, BufRead, Write};
-use std::path::Path;
 use std::sync::Arc;
 
 use serde::ser::{Error as _, SerializeSeq};
@@ -27,13 +29,15 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 
 use super::atomic::{temp_name, AtomicFile, Sealed, TempFile};
+use super::format::{Closing, Opening};
 use super::naming::file_name;
 use super::{
     effective_findings, rfc3339, ReportError, ReportWriter, RunEnd, RunMeta, Summary, WaiverState,
 };
+use crate::compare::RemovedLine;
 use crate::discovery::DiscoveryReport;
 use crate::model::{Change, LineError, LineIdentity, LineReport, LineStatus, RuleStatus, Severity};
-use crate::policy::{PolicySet, PolicySource};
+use crate::policy::{PolicySet, PolicySource, Waiver};
 
 /// The `schema_version` this writer produces.
 pub(crate) const SCHEMA_VERSION: u32 = 1;
@@ -58,6 +62,8 @@ struct JsonReport<'a> {
     summary: &'a Summary,
     rules: Vec<JsonRule<'a>>,
     waivers: Vec<JsonWaiverEntry<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    removed_lines: Option<&'a [RemovedLine]>,
     lines: SpooledLines<'a>,
 }
 
@@ -78,6 +84,30 @@ struct JsonRun<'a> {
     exit_code: i32,
     policies: &'a [PolicySource],
     discovery: Option<&'a DiscoveryReport>,
+    source_report: Option<&'a super::SourceReport>,
+}
+
+impl<'a> JsonRun<'a> {
+    fn new(meta: &'a RunMeta, end: &'a RunEnd, policies: &'a PolicySet) -> JsonRun<'a> {
+        JsonRun {
+            id: &meta.run_id,
+            started_at: rfc3339(&meta.started_at),
+            finished_at: rfc3339(&end.finished_at),
+            org_id: meta.org_id.as_deref(),
+            base_url: &meta.base_url,
+            complete: end.complete,
+            exit_code: end.exit_code,
+            policies: &policies.sources,
+            discovery: end.discovery.as_ref(),
+            source_report: meta.source_report.as_ref(),
+        }
+    }
+}
+
+/// The report's `run` object, exactly as the JSON report holds it: for the one-object
+/// stdout summary of `--log-format json`.
+pub fn run_object(meta: &RunMeta, end: &RunEnd, policies: &PolicySet) -> serde_json::Value {
+    serde_json::to_value(JsonRun::new(meta, end, policies)).unwrap_or_default()
 }
 
 #[derive(Serialize)]
@@ -99,6 +129,27 @@ struct JsonWaiverEntry<'a> {
     reason: &'a str,
     expires: String,
     state: WaiverState,
+    days_left: i64,
+    #[serde(flatten)]
+    about: WaiverAbout<'a>,
+}
+
+/// A waiver's free-text metadata, null when not given.
+#[derive(Serialize)]
+struct WaiverAbout<'a> {
+    ticket: Option<&'a str>,
+    owner: Option<&'a str>,
+    label: Option<&'a str>,
+}
+
+impl<'a> WaiverAbout<'a> {
+    fn of(w: &'a Waiver) -> Self {
+        WaiverAbout {
+            ticket: w.ticket.as_deref(),
+            owner: w.owner.as_deref(),
+            label: w.label.as_deref(),
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -132,6 +183,8 @@ struct JsonWaiver<'a> {
     expires: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     state: Option<WaiverState>,
+    #[serde(flatten)]
+    about: WaiverAbout<'a>,
 }
 
 /// The `lines` array, serialised from the spool without holding it in memory.
@@ -171,19 +224,14 @@ impl Serialize for SpooledLines<'_> {
 
 impl JsonWriter {
     /// Opens `dir/.STEM.json.tmp` and the spool `dir/.STEM.json.lines.tmp`.
-    pub(crate) fn create(
-        dir: &Path,
-        stem: &str,
-        meta: RunMeta,
-        policies: Arc<PolicySet>,
-    ) -> Result<JsonWriter, ReportError> {
-        let out = AtomicFile::create(dir, &file_name(stem, ".json"))?;
-        let spool = TempFile::create_new(dir.join(temp_name(&file_name(stem, ".json.lines"))))?;
+    pub(crate) fn create(o: &Opening<'_>) -> Result<JsonWriter, ReportError> {
+        let out = AtomicFile::create(o.dir, &file_name(o.stem, ".json"))?;
+        let spool = TempFile::create_new(o.dir.join(temp_name(&file_name(o.stem, ".json.lines"))))?;
         Ok(JsonWriter {
             out,
             spool,
-            meta,
-            policies,
+            meta: o.meta.clone(),
+            policies: Arc::clone(o.policies),
         })
     }
 }
@@ -203,6 +251,7 @@ impl ReportWriter for JsonWriter {
                     RuleStatus::Fail => Some(WaiverState::Expired),
                     _ => None,
                 },
+                about: WaiverAbout::of(w),
             });
             results.push(JsonResult {
                 rule_id: &rule.id,
@@ -235,12 +284,8 @@ impl ReportWriter for JsonWriter {
             .map_err(|source| ReportError::Io { path, source })
     }
 
-    fn finish(
-        mut self: Box<Self>,
-        summary: &Summary,
-        end: &RunEnd,
-        waivers: &[WaiverState],
-    ) -> Result<Vec<Sealed>, ReportError> {
+    fn finish(mut self: Box<Self>, closing: &Closing<'_>) -> Result<Vec<Sealed>, ReportError> {
+        let (summary, end): (&Summary, _) = (closing.summary, closing.end);
         let this = &mut *self;
         let p = &*this.policies;
         let meta = &this.meta;
@@ -253,17 +298,7 @@ impl ReportWriter for JsonWriter {
                 name: "ptt-audit",
                 version: &meta.tool_version,
             },
-            run: JsonRun {
-                id: &meta.run_id,
-                started_at: rfc3339(&meta.started_at),
-                finished_at: rfc3339(&end.finished_at),
-                org_id: meta.org_id.as_deref(),
-                base_url: &meta.base_url,
-                complete: end.complete,
-                exit_code: end.exit_code,
-                policies: &p.sources,
-                discovery: end.discovery.as_ref(),
-            },
+            run: JsonRun::new(meta, end, p),
             summary,
             rules: p
                 .rules
@@ -282,14 +317,26 @@ impl ReportWriter for JsonWriter {
                 .waivers
                 .iter()
                 .enumerate()
-                .map(|(i, w)| JsonWaiverEntry {
-                    rule: &w.rule,
-                    line: &w.line,
-                    reason: &w.reason,
-                    expires: w.expires.format("%Y-%m-%d").to_string(),
-                    state: waivers.get(i).copied().unwrap_or(WaiverState::Unused),
+                .map(|(i, w)| {
+                    let entry = summary.waivers.get(i);
+                    JsonWaiverEntry {
+                        rule: &w.rule,
+                        line: &w.line,
+                        reason: &w.reason,
+                        expires: w.expires.format("%Y-%m-%d").to_string(),
+                        state: entry.map_or(WaiverState::Unused, |e| e.state),
+                        days_left: entry.map_or_else(
+                            || (w.expires - meta.started_at.date_naive()).num_days(),
+                            |e| e.days_left,
+                        ),
+                        about: WaiverAbout::of(w),
+                    }
                 })
                 .collect(),
+            removed_lines: summary
+                .changes
+                .is_some()
+                .then_some(summary.removed_lines.as_slice()),
             lines: SpooledLines {
                 reader: RefCell::new(&mut spooled),
                 read_error: RefCell::new(None),

@@ -15,21 +15,30 @@
 //! and the findings CSV promises one row per line and rule. The JSON `results`, the
 //! findings CSV and the summary counts all use these same results, so they agree.
 //!
-//! Layout: the set of a run's reports in `set`, the summary counts in `counts`, file
-//! names in `naming`, `--format` and the `ReportWriter` interface in `format`, and
-//! one module per format (`json`, [`csv`]).
+//! Layout: the set of a run's reports in `set`, the summary counts in `counts`, the
+//! changes since a previous report and the waivers' days left in `drift`, file names
+//! in `naming`, `--format` and the `ReportWriter` interface in `format`, the columns of
+//! the tabular formats in `columns`, and one module per format (`json`, [`csv`],
+//! `xlsx`, `html`). `lock` keeps a second run out of the folder; `retention` finds the
+//! folder's report sets for `--keep` and `--previous latest`.
 
 mod atomic;
+mod background;
+mod columns;
 mod counts;
 pub mod csv;
+mod drift;
 mod format;
+mod html;
 pub mod inventory;
 mod json;
+mod lock;
 mod naming;
-mod rows;
+pub(crate) mod retention;
 mod set;
 mod spotlight;
 mod summary;
+mod xlsx;
 
 use std::borrow::Cow;
 use std::io;
@@ -40,11 +49,17 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use crate::model::{Finding, LineReport, LineStatus};
 use crate::policy::PolicySet;
 
-pub use self::counts::{LineCounts, ResultCounts, SeverityCounts, Summary};
+pub use self::columns::FindingsFilter;
+pub use self::counts::{ChangeCounts, LineCounts, ResultCounts, SeverityCounts, Summary};
 pub use self::csv::neutralise;
 pub(crate) use self::csv::unneutralise;
+pub use self::drift::{Changes, WaiverEntry};
 pub(crate) use self::format::ReportWriter;
-pub use self::format::{Format, FormatError};
+pub use self::format::{Format, FormatError, WriteOptions};
+pub use self::json::run_object;
+pub(crate) use self::json::SCHEMA_VERSION;
+pub(crate) use self::lock::lock_out_dir;
+pub use self::lock::{LockError, OutLock, LOCK_FILE};
 pub use self::set::Reports;
 pub use self::spotlight::{Named, Spotlight};
 pub use self::summary::{render_discovery, render_summary};
@@ -62,6 +77,25 @@ pub struct RunMeta {
     pub base_url: String,
     /// This tool's version.
     pub tool_version: String,
+    /// The report whose saved settings were re-evaluated (`evaluate --from`); `None`
+    /// for an audit, which read the API.
+    pub source_report: Option<SourceReport>,
+}
+
+/// `run.source_report`: the saved report an `evaluate` run re-used.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SourceReport {
+    /// The file, as given.
+    pub path: String,
+    /// Its run's ID.
+    pub run_id: String,
+    /// When its run started (and its lines were read, give or take the run's length).
+    #[serde(serialize_with = "ser_rfc3339")]
+    pub started_at: DateTime<Utc>,
+}
+
+fn ser_rfc3339<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&rfc3339(t))
 }
 
 /// What is known about the run when it ends.
@@ -106,6 +140,20 @@ pub enum ReportError {
         /// The cause.
         source: ::csv::Error,
     },
+    /// The xlsx writer failed.
+    #[error("cannot write xlsx report {}: {message}", path.display())]
+    Xlsx {
+        /// The file.
+        path: PathBuf,
+        /// The writer's explanation.
+        message: String,
+    },
+    /// The previous report could not be read again to name the removed lines.
+    #[error(transparent)]
+    Previous(#[from] crate::compare::CompareError),
+    /// A report writer panicked while finishing (a bug in this tool).
+    #[error("internal error while finishing the reports: {0}")]
+    Internal(String),
     /// The JSON writer failed.
     #[error("cannot write JSON report {}: {source}", path.display())]
     Json {
@@ -145,6 +193,16 @@ pub enum ReportError {
 }
 
 impl ReportError {
+    /// The error for a writer thread that panicked, with the panic's message.
+    pub(crate) fn panicked(payload: &(dyn std::any::Any + Send)) -> ReportError {
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a report writer panicked".to_string());
+        ReportError::Internal(message)
+    }
+
     /// True when a file could not be created because it exists (another run took the
     /// name between our listing and our create).
     fn is_already_exists(&self) -> bool {

@@ -3,19 +3,28 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use super::Summary;
+use super::{Summary, WaiverState};
 use crate::discovery::DiscoveryReport;
 use crate::model::Severity;
-use crate::policy::PolicySet;
+use crate::policy::{PolicySet, Rule};
+use crate::settings::FailOn;
 
-/// Renders the end-of-run summary: lines by status, results by status, the failing
-/// rules (most severe first, then most failures), the report files, and what the exit
-/// code means. Plain ASCII, so cron mail and any terminal show it as is.
+/// How many removed lines the summary names before it says "and N more".
+const REMOVED_SHOWN: usize = 10;
+
+/// Renders the end-of-run summary: lines by status, results by status, changes since
+/// the previous report (with the removed lines), the failing rules (most severe first,
+/// then most failures), the waivers (expired and unused ones named, and those that
+/// expire within `warn_expiring_days`), the report files, and what the exit code means
+/// (with the `--fail-on` level it was judged by). Plain text, so cron mail and any
+/// terminal show it as is.
 pub fn render_summary(
     summary: &Summary,
     policies: &PolicySet,
     paths: &[PathBuf],
     exit_code: i32,
+    fail_on: FailOn,
+    warn_expiring_days: u32,
 ) -> String {
     let mut out = String::new();
     let l = &summary.lines;
@@ -37,24 +46,37 @@ pub fn render_summary(
         r.error
     );
     if let Some(c) = &summary.changes {
+        let r = &c.results;
         let _ = writeln!(
             out,
-            "Since the previous report: {} regressed, {} resolved, {} changed, {} new, {} unchanged",
-            c.regressed, c.resolved, c.changed, c.new, c.unchanged
+            "Since the previous report: {} regressed, {} resolved, {} changed, {} new, {} unchanged; \
+             {} line(s) added, {} removed",
+            r.regressed, r.resolved, r.changed, r.new, r.unchanged, c.lines_added, c.lines_removed
         );
+        for gone in summary.removed_lines.iter().take(REMOVED_SHOWN) {
+            let status = gone.status.map_or("status unknown", |s| s.as_str());
+            match &gone.name {
+                Some(name) => {
+                    let _ = writeln!(out, "  removed: {} ({name}), was {status}", gone.id);
+                }
+                None => {
+                    let _ = writeln!(out, "  removed: {}, was {status}", gone.id);
+                }
+            }
+        }
+        if summary.removed_lines.len() > REMOVED_SHOWN {
+            let _ = writeln!(
+                out,
+                "  and {} more removed line(s): see `removed_lines` in the JSON report",
+                summary.removed_lines.len() - REMOVED_SHOWN
+            );
+        }
     }
 
-    let mut failing: Vec<(Severity, u64, &str, &str)> = summary
-        .failing_rules
-        .iter()
-        .filter_map(|(&i, &n)| {
-            policies
-                .rules
-                .get(i)
-                .map(|rule| (rule.severity, n, rule.id.as_str(), rule.title.as_str()))
-        })
+    let failing: Vec<(Severity, u64, &str, &str)> = failing_rules(summary, policies)
+        .into_iter()
+        .map(|(n, rule)| (rule.severity, n, rule.id.as_str(), rule.title.as_str()))
         .collect();
-    failing.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.cmp(&a.1)).then(a.2.cmp(b.2)));
     out.push('\n');
     if failing.is_empty() {
         out.push_str("No rule failed.\n");
@@ -115,6 +137,35 @@ pub fn render_summary(
             let _ = writeln!(out, "  {}: {}", n.label, n.detail);
         }
     }
+    waivers(&mut out, summary, policies);
+    let expiring: Vec<_> = summary
+        .waivers
+        .iter()
+        .filter(|w| w.expires_within(warn_expiring_days))
+        .filter_map(|e| policies.waivers.get(e.index).map(|w| (e, w)))
+        .collect();
+    if !expiring.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nWaivers expiring within {warn_expiring_days} days (--warn-expiring):"
+        );
+        for (e, w) in expiring {
+            let left = match e.days_left {
+                0 => "last day today".to_string(),
+                1 => "1 day left".to_string(),
+                n => format!("{n} days left"),
+            };
+            let _ = writeln!(
+                out,
+                "  {} on {}: expires {} ({left}, {}): {}",
+                w.rule,
+                w.line,
+                w.expires,
+                e.state.as_str(),
+                w.reason
+            );
+        }
+    }
 
     out.push('\n');
     if paths.is_empty() {
@@ -127,10 +178,42 @@ pub fn render_summary(
     }
 
     out.push('\n');
+    let meaning = exit_meaning(exit_code, summary, Some(fail_on));
+    let _ = writeln!(out, "Exit code {exit_code}: {meaning}.");
+    out
+}
+
+/// The rules that failed with their number of failures: most severe first, then most
+/// failures, then by ID.
+pub(crate) fn failing_rules<'p>(
+    summary: &Summary,
+    policies: &'p PolicySet,
+) -> Vec<(u64, &'p Rule)> {
+    let mut failing: Vec<(u64, &Rule)> = summary
+        .failing_rules
+        .iter()
+        .filter_map(|(&i, &n)| policies.rules.get(i).map(|rule| (n, rule)))
+        .collect();
+    failing.sort_by(|a, b| {
+        b.1.severity
+            .cmp(&a.1.severity)
+            .then(b.0.cmp(&a.0))
+            .then(a.1.id.cmp(&b.1.id))
+    });
+    failing
+}
+
+/// What an exit code means for this run, as a sentence without the final stop.
+pub(crate) fn exit_meaning(exit_code: i32, summary: &Summary, fail_on: Option<FailOn>) -> String {
+    let fail_on = match fail_on {
+        Some(level) => format!("--fail-on {level}"),
+        None => "--fail-on".to_string(),
+    };
+    let l = &summary.lines;
     let not_read = l.error + l.invalid + l.not_audited;
-    let meaning = match exit_code {
-        0 => "all lines were read and no rule failed at or above --fail-on".to_string(),
-        1 => "some rule failed at or above --fail-on".to_string(),
+    match exit_code {
+        0 => format!("all lines were read and no rule failed at or above {fail_on}"),
+        1 => format!("some rule failed at or above {fail_on}"),
         2 => "bad invocation, configuration, policy or credentials; nothing useful was audited"
             .to_string(),
         3 if not_read == 0 => {
@@ -140,9 +223,44 @@ pub fn render_summary(
             format!("the audit is incomplete: {not_read} line(s) are error, invalid or not_audited")
         }
         _ => "unexpected exit code".to_string(),
-    };
-    let _ = writeln!(out, "Exit code {exit_code}: {meaning}.");
-    out
+    }
+}
+
+/// The waivers' fate: counts, then the ones that need a look (expired or unused) with
+/// their line's label, ticket and owner.
+fn waivers(out: &mut String, summary: &Summary, policies: &PolicySet) {
+    if summary.waivers.is_empty() {
+        return;
+    }
+    let count = |state| summary.waivers.iter().filter(|e| e.state == state).count();
+    let _ = writeln!(
+        out,
+        "\nWaivers: {} applied, {} unused, {} expired",
+        count(WaiverState::Applied),
+        count(WaiverState::Unused),
+        count(WaiverState::Expired)
+    );
+    for entry in &summary.waivers {
+        let Some(w) = policies.waivers.get(entry.index) else {
+            continue;
+        };
+        let state = match entry.state {
+            WaiverState::Applied => continue,
+            WaiverState::Unused => "unused ",
+            WaiverState::Expired => "expired",
+        };
+        let meta = match w.metadata() {
+            m if m.is_empty() => String::new(),
+            m => format!("  [{m}]"),
+        };
+        let _ = writeln!(
+            out,
+            "  {state}  {} on {}  until {}{meta}",
+            w.rule,
+            w.line_and_label(),
+            w.expires
+        );
+    }
 }
 
 /// One line for the summary about `--all`'s listing: how many lines on how many
@@ -215,7 +333,14 @@ mod tests {
         s.failing_rules.insert(3, 1);
         s.lines.total = 3;
         s.lines.not_audited = 1;
-        let text = render_summary(&s, &policies, &[PathBuf::from("reports/x.json")], 3);
+        let text = render_summary(
+            &s,
+            &policies,
+            &[PathBuf::from("reports/x.json")],
+            3,
+            FailOn::Low,
+            14,
+        );
         let pos = |needle: &str| text.find(needle).unwrap_or(usize::MAX);
         assert!(pos("D-CRIT") < pos("C-HIGH-MANY"), "{text}");
         assert!(pos("C-HIGH-MANY") < pos("B-HIGH-FEW"), "{text}");
@@ -267,9 +392,14 @@ mod tests {
     #[test]
     fn no_failures_and_exit_zero() {
         let policies = policies(&[]);
-        let text = render_summary(&Summary::default(), &policies, &[], 0);
+        let text = render_summary(&Summary::default(), &policies, &[], 0, FailOn::High, 14);
         assert!(text.contains("No rule failed."), "{text}");
-        assert!(text.contains("Exit code 0: all lines were read"), "{text}");
+        assert!(
+            text.contains(
+                "Exit code 0: all lines were read and no rule failed at or above --fail-on high."
+            ),
+            "{text}"
+        );
         assert!(text.contains("Lines:   0 total"), "{text}");
     }
 }

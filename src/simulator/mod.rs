@@ -15,6 +15,7 @@ mod data;
 mod faults;
 mod limit;
 mod list;
+mod oauth;
 mod server;
 mod stats;
 
@@ -26,6 +27,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use faults::{Faults, FaultsParseError, MAX_FAULT_STREAK, OVERSIZED_BODY};
+pub use oauth::OAuthConfig;
 pub use stats::{SimStats, SimStatsSnapshot};
 
 /// How a simulator behaves.
@@ -35,8 +37,12 @@ pub struct SimConfig {
     pub lines: usize,
     /// Seed of the synthetic data and of the fault draws: same seed, same answers.
     pub seed: u64,
-    /// The bearer token required; `None` accepts any non-empty bearer token.
+    /// The bearer token required; `None` accepts any non-empty bearer token (unless
+    /// `oauth` is set: then only the tokens it hands out, and this one, are accepted).
     pub token: Option<String>,
+    /// A token endpoint (`POST /v1/access_token`) that refreshes access tokens, which
+    /// then expire by time or by use; `None`: no token endpoint.
+    pub oauth: Option<OAuthConfig>,
     /// When set, a request with a different `orgId` gets 403 (a missing `orgId` is
     /// accepted, as Webex defaults to the token's own org).
     pub org_id: Option<String>,
@@ -112,6 +118,7 @@ impl Default for SimConfig {
             lines: 200,
             seed: 1,
             token: None,
+            oauth: None,
             org_id: None,
             rate_limit: None,
             burst: None,
@@ -187,6 +194,26 @@ impl Simulator {
                 )));
             }
         }
+        if let Some(oauth) = &config.oauth {
+            let values = [&oauth.client_id, &oauth.client_secret, &oauth.refresh_token];
+            if values.iter().any(|v| v.is_empty())
+                || oauth.access_token.as_deref().is_some_and(str::is_empty)
+            {
+                return Err(SimError::Config(
+                    "client ID, client secret and tokens must not be empty".into(),
+                ));
+            }
+            if oauth.access_token_lifetime.is_zero() || oauth.refresh_token_lifetime.is_zero() {
+                return Err(SimError::Config(
+                    "token lifetimes must be above zero".into(),
+                ));
+            }
+            if oauth.access_token_requests == Some(0) {
+                return Err(SimError::Config(
+                    "an access token must be good for at least one request".into(),
+                ));
+            }
+        }
         let data = data::generate(config.lines, config.seed);
         let ids = Arc::new(data.lines.iter().map(|l| l.id.clone()).collect());
         Ok(Simulator { config, data, ids })
@@ -236,10 +263,16 @@ impl Simulator {
                 .unwrap_or_else(|| rate.floor().clamp(1.0, f64::from(u32::MAX)) as u32);
             limit::RateLimit::new(rate, capacity)
         });
+        let tokens = config
+            .oauth
+            .map(|oauth| Arc::new(oauth::Tokens::new(oauth, Duration::ZERO)));
+        let clock = Arc::new(oauth::Clock::new(started));
         let shared = Arc::new(server::Shared {
             plan: faults::FaultPlan::new(config.faults, config.seed, data.lines.len()),
             data,
             token: config.token,
+            tokens: tokens.clone(),
+            clock: Arc::clone(&clock),
             org_id: config.org_id,
             limiter,
             windows: config.throttle_windows,
@@ -269,6 +302,8 @@ impl Simulator {
             addr,
             stats,
             arrivals,
+            clock,
+            tokens,
             stop: stop_tx,
             task: Some(task),
         })
@@ -292,6 +327,8 @@ pub struct RunningSimulator {
     pub addr: SocketAddr,
     stats: Arc<SimStats>,
     arrivals: Option<server::Arrivals>,
+    clock: Arc<oauth::Clock>,
+    tokens: Option<Arc<oauth::Tokens>>,
     stop: watch::Sender<bool>,
     task: Option<JoinHandle<()>>,
 }
@@ -311,6 +348,18 @@ impl RunningSimulator {
             Some(a) => a.lock().unwrap_or_else(|e| e.into_inner()).clone(),
             None => Vec::new(),
         }
+    }
+
+    /// Moves the simulator's token clock forward by `by`: access and refresh tokens age
+    /// as if that much time had passed (a night, a month), nothing else changes.
+    pub fn advance_clock(&self, by: Duration) {
+        self.clock.advance(by);
+    }
+
+    /// Every access and refresh token the token endpoint handed out so far, oldest
+    /// first (empty without one): the secrets a test must find nowhere.
+    pub fn issued_tokens(&self) -> Vec<String> {
+        self.tokens.as_ref().map(|t| t.issued()).unwrap_or_default()
     }
 
     /// Stops accepting, wakes stalled `timeout` answers, and waits (at most 5 s) for
@@ -343,6 +392,21 @@ impl SimConfig {
             Some(_) => ", a fixed bearer token required",
             None => ", any bearer token accepted",
         });
+        if let Some(oauth) = &config.oauth {
+            s.push_str(&format!(
+                ", a token endpoint (access tokens for {}{}{})",
+                humantime::format_duration(oauth.access_token_lifetime),
+                match oauth.access_token_requests {
+                    Some(n) => format!(" or {n} requests"),
+                    None => String::new(),
+                },
+                if oauth.rotate {
+                    ", refresh tokens rotated"
+                } else {
+                    ""
+                }
+            ));
+        }
         if let Some(org) = &config.org_id {
             s.push_str(&format!(", org {org}"));
         }

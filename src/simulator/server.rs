@@ -18,11 +18,15 @@ use tokio::sync::watch;
 use super::data::Dataset;
 use super::faults::{splitmix64, Fault, FaultPlan, OVERSIZED_BODY};
 use super::limit::RateLimit;
+use super::oauth::{Clock, Tokens};
 use super::stats::SimStats;
 use super::ListQuirks;
 
 /// The path prefix of both endpoints (the base URL ends in `/v1`).
 pub(super) const LINES_PATH: &str = "/v1/telephony/config/virtualLines";
+/// The token endpoint (when `SimConfig::oauth` is set).
+const TOKEN_PATH: &str = "/v1/access_token";
+
 pub(super) const DEFAULT_MAX: usize = 100;
 pub(super) const MAX_MAX: usize = 1000;
 
@@ -31,6 +35,10 @@ pub(crate) struct Shared {
     pub data: Dataset,
     pub plan: FaultPlan,
     pub token: Option<String>,
+    /// The token endpoint's tokens, when it has one.
+    pub tokens: Option<Arc<Tokens>>,
+    /// The clock tokens age by.
+    pub clock: Arc<Clock>,
     pub org_id: Option<String>,
     pub limiter: Option<RateLimit>,
     pub windows: Vec<(Duration, Duration)>,
@@ -135,6 +143,9 @@ async fn handle(State(s): State<Arc<Shared>>, req: Request) -> Response {
     }
     let tid = s.tracking.next();
 
+    if req.uri().path() == TOKEN_PATH && s.tokens.is_some() {
+        return s.token_endpoint(&tid, req).await;
+    }
     if req.method() != Method::GET {
         return s.error(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -204,9 +215,12 @@ impl Shared {
         else {
             return false;
         };
-        match &self.token {
-            Some(want) => given == want,
-            None => !given.is_empty(),
+        if self.token.as_deref() == Some(given) {
+            return true;
+        }
+        match &self.tokens {
+            Some(tokens) => tokens.accept(given, self.clock.now()),
+            None => self.token.is_none() && !given.is_empty(),
         }
     }
 

@@ -22,6 +22,8 @@ pub struct SimStats {
     pub(crate) wrong_type: AtomicU64,
     pub(crate) list_requests: AtomicU64,
     pub(crate) list_without_org: AtomicU64,
+    pub(crate) token_requests: AtomicU64,
+    pub(crate) tokens_issued: AtomicU64,
 }
 
 /// A copy of [`SimStats`] at one moment.
@@ -65,6 +67,10 @@ pub struct SimStatsSnapshot {
     /// (`SimConfig::org_id`): a client that follows a next link without putting `orgId`
     /// back would list the token's own org.
     pub list_without_org: u64,
+    /// Requests to the token endpoint (also counted in `requests` and by status).
+    pub token_requests: u64,
+    /// Access tokens the token endpoint handed out (refreshes that succeeded).
+    pub tokens_issued: u64,
 }
 
 impl SimStats {
@@ -88,6 +94,8 @@ impl SimStats {
             wrong_type: get(&self.wrong_type),
             list_requests: get(&self.list_requests),
             list_without_org: get(&self.list_without_org),
+            token_requests: get(&self.token_requests),
+            tokens_issued: get(&self.tokens_issued),
         }
     }
 
@@ -110,7 +118,7 @@ impl fmt::Display for SimStatsSnapshot {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "requests={} 200={} 400/405={} 401={} 403={} 404={} 429={} 5xx={} resets={} timeouts={} malformed={} oversized={} echoed={} wrongtype={} list={} list_without_org={}",
+            "requests={} 200={} 400/405={} 401={} 403={} 404={} 429={} 5xx={} resets={} timeouts={} malformed={} oversized={} echoed={} wrongtype={} list={} list_without_org={} token_requests={} tokens_issued={}",
             self.requests,
             self.ok,
             self.bad_request,
@@ -126,7 +134,9 @@ impl fmt::Display for SimStatsSnapshot {
             self.echoed,
             self.wrong_type,
             self.list_requests,
-            self.list_without_org
+            self.list_without_org,
+            self.token_requests,
+            self.tokens_issued
         )
     }
 }

@@ -11,34 +11,111 @@ use crate::model::{ErrorKind, LineError};
 /// evaluated: rules that only look at `members` would pass it.
 pub(crate) const REQUIRED_FIELDS: [&str; 3] = ["allowAutoAnswer", "connectionType", "accessType"];
 
-/// The settings in a 2xx body, or why the body is not settings.
-pub(crate) fn decode(body: &[u8]) -> Result<serde_json::Value, String> {
-    match serde_json::from_slice::<serde_json::Value>(body) {
-        Ok(serde_json::Value::Object(map)) => {
-            let missing: Vec<&str> = REQUIRED_FIELDS
-                .into_iter()
-                .filter(|f| map.get(*f).is_none_or(serde_json::Value::is_null))
-                .collect();
-            if missing.is_empty() {
-                Ok(serde_json::Value::Object(map))
-            } else {
-                Err(format!(
-                    "the answer is not PTT settings: required field(s) {} missing",
-                    missing.join(", ")
-                ))
-            }
+/// The JSON type each documented field must have. A wrong type is not a value a rule
+/// can judge: `allowAutoAnswer: "true"` would make a rule on it `error` while the
+/// others pass, and a `--fail-on critical` run would exit 0. `members` may be absent or
+/// null (read as `[]`), but when present it is a list.
+const FIELD_TYPES: [(&str, JsonType); 4] = [
+    ("allowAutoAnswer", JsonType::Boolean),
+    ("connectionType", JsonType::String),
+    ("accessType", JsonType::String),
+    ("members", JsonType::Array),
+];
+
+/// The JSON types [`FIELD_TYPES`] names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum JsonType {
+    Boolean,
+    String,
+    Array,
+}
+
+impl JsonType {
+    fn of(value: &serde_json::Value) -> &'static str {
+        match value {
+            serde_json::Value::Array(_) => "an array",
+            serde_json::Value::Null => "null",
+            serde_json::Value::String(_) => "a string",
+            serde_json::Value::Number(_) => "a number",
+            serde_json::Value::Bool(_) => "a boolean",
+            serde_json::Value::Object(_) => "an object",
         }
-        Ok(other) => Err(format!(
-            "expected a JSON object, got {}",
-            match other {
-                serde_json::Value::Array(_) => "an array",
-                serde_json::Value::Null => "null",
-                serde_json::Value::String(_) => "a string",
-                serde_json::Value::Number(_) => "a number",
-                _ => "a boolean",
-            }
-        )),
-        Err(e) => Err(format!("response body is not valid JSON: {e}")),
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            JsonType::Boolean => "a boolean",
+            JsonType::String => "a string",
+            JsonType::Array => "an array",
+        }
+    }
+
+    fn matches(self, value: &serde_json::Value) -> bool {
+        match self {
+            JsonType::Boolean => value.is_boolean(),
+            JsonType::String => value.is_string(),
+            JsonType::Array => value.is_array(),
+        }
+    }
+}
+
+/// The settings in a 2xx body, or why the body is not settings: not JSON, not an
+/// object, a required field missing, or a documented field of the wrong type. The
+/// error names fields and types only, never values (they may be huge or secret).
+pub(crate) fn decode(body: &[u8]) -> Result<serde_json::Value, String> {
+    let map = match serde_json::from_slice::<serde_json::Value>(body) {
+        Ok(serde_json::Value::Object(map)) => map,
+        Ok(other) => {
+            return Err(format!(
+                "expected a JSON object, got {}",
+                JsonType::of(&other)
+            ))
+        }
+        Err(e) => return Err(format!("response body is not valid JSON: {e}")),
+    };
+    let missing: Vec<&str> = REQUIRED_FIELDS
+        .into_iter()
+        .filter(|f| map.get(*f).is_none_or(serde_json::Value::is_null))
+        .collect();
+    if !missing.is_empty() {
+        return Err(format!(
+            "the answer is not PTT settings: required field(s) {} missing",
+            missing.join(", ")
+        ));
+    }
+    let wrong: Vec<String> = FIELD_TYPES
+        .into_iter()
+        .filter_map(|(field, want)| {
+            let value = map.get(field).filter(|v| !v.is_null())?;
+            (!want.matches(value)).then(|| {
+                format!(
+                    "{field} is {}, expected {}",
+                    JsonType::of(value),
+                    want.name()
+                )
+            })
+        })
+        .collect();
+    if !wrong.is_empty() {
+        return Err(format!(
+            "the answer is not PTT settings: {}",
+            wrong.join("; ")
+        ));
+    }
+    Ok(serde_json::Value::Object(map))
+}
+
+/// Most characters of the API's `message` copied into a line's error: enough for any
+/// real message, and a hostile one cannot fill every log line and report.
+pub(crate) const MAX_MESSAGE_CHARS: usize = 1000;
+/// Most characters of a tracking ID copied into a line's error.
+pub(crate) const MAX_TRACKING_ID_CHARS: usize = 200;
+
+/// `text` cut to at most `max` characters, with `…` when cut.
+pub(crate) fn shorten(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_string(),
     }
 }
 
@@ -83,6 +160,7 @@ pub(crate) fn line_error(
     )
     .trim_end()
     .to_string();
+    let api_message = api_message.map(|m| shorten(&m, MAX_MESSAGE_CHARS));
     for part in [api_message, Some(detail)].into_iter().flatten() {
         if !part.is_empty() {
             message.push_str(": ");
@@ -93,7 +171,10 @@ pub(crate) fn line_error(
         kind,
         http_status: Some(status.as_u16()),
         message,
-        tracking_id: api.and_then(|a| a.tracking_id).or(header_tracking),
+        tracking_id: api
+            .and_then(|a| a.tracking_id)
+            .or(header_tracking)
+            .map(|t| shorten(&t, MAX_TRACKING_ID_CHARS)),
         attempts,
     }
 }
@@ -173,5 +254,59 @@ mod tests {
         );
         let e = decode(b"<html>").unwrap_err();
         assert!(e.starts_with("response body is not valid JSON"), "{e}");
+    }
+
+    #[test]
+    fn documented_fields_of_the_wrong_type_are_not_settings() {
+        let e = decode(
+            br#"{"allowAutoAnswer":"true","connectionType":"ONE_WAY","accessType":"ALLOW_MEMBERS"}"#,
+        )
+        .unwrap_err();
+        assert_eq!(
+            e,
+            "the answer is not PTT settings: allowAutoAnswer is a string, expected a boolean"
+        );
+        let e = decode(
+            br#"{"allowAutoAnswer":false,"connectionType":1,"accessType":["x"],"members":{}}"#,
+        )
+        .unwrap_err();
+        assert_eq!(
+            e,
+            "the answer is not PTT settings: connectionType is a number, expected a string; \
+             accessType is an array, expected a string; members is an object, expected an array"
+        );
+        // `members` absent or null reads as `[]`; an undocumented field may be anything.
+        for ok in [
+            &br#"{"allowAutoAnswer":true,"connectionType":"TWO_WAY","accessType":"BLOCK_MEMBERS"}"#[..],
+            br#"{"allowAutoAnswer":true,"connectionType":"TWO_WAY","accessType":"BLOCK_MEMBERS","members":null,"x":{}}"#,
+        ] {
+            decode(ok).unwrap();
+        }
+    }
+
+    #[test]
+    fn long_api_texts_are_cut() {
+        let long = "é".repeat(5000);
+        let body = serde_json::json!({"message": long, "trackingId": long}).to_string();
+        let e = line_error(
+            ErrorKind::Http,
+            StatusCode::BAD_REQUEST,
+            String::new(),
+            &HeaderMap::new(),
+            body.as_bytes(),
+            1,
+        );
+        assert!(
+            e.message.chars().count() < MAX_MESSAGE_CHARS + 40,
+            "{}",
+            e.message.len()
+        );
+        assert!(e.message.ends_with('…'));
+        assert_eq!(
+            e.tracking_id.unwrap().chars().count(),
+            MAX_TRACKING_ID_CHARS + 1
+        );
+        assert_eq!(shorten("abc", 3), "abc");
+        assert_eq!(shorten("abcd", 3), "abc…");
     }
 }

@@ -2,18 +2,22 @@
 //! answer means (the retry rules) is decided in `decide.rs`.
 
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use chrono::{DateTime, Utc};
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION};
 use thiserror::Error;
+use tokio::time::Instant;
 use url::Url;
 
 use super::answer::decode;
-use super::decide::{backoff, decide_as, not_audited, Attempt, ForLine, ForRun, Tries, Wait};
+use super::decide::{
+    backoff, decide_as, not_audited, Attempt, ForLine, ForRun, Liveness, Tries, Wait,
+};
 use super::pace::Pacer;
+use super::source::TokenSource;
 use super::stop::{Stop, StopReason};
 use super::token::Token;
 use crate::model::{ErrorKind, LineError};
@@ -49,10 +53,11 @@ pub enum ClientError {
 }
 
 /// Checks a base URL: `https://`, or `http://` on a loopback host only, because a
-/// plain-HTTP request anywhere else would send the token in clear.
+/// plain-HTTP request anywhere else would send the token in clear; no user name or
+/// password in it (they would be sent to the server and shown in reports).
 pub fn parse_base_url(raw: &str) -> Result<Url, ClientError> {
     let bad = |reason: &str| ClientError::BadBaseUrl {
-        url: raw.to_string(),
+        url: hide_userinfo(raw),
         reason: reason.to_string(),
     };
     let url = Url::parse(raw.trim()).map_err(|e| bad(&e.to_string()))?;
@@ -76,7 +81,25 @@ pub fn parse_base_url(raw: &str) -> Result<Url, ClientError> {
     if url.query().is_some() || url.fragment().is_some() {
         return Err(bad("must not have a query or fragment"));
     }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(bad(
+            "must not contain a user name or password; the API token goes in --token-file \
+             or WEBEX_TOKEN",
+        ));
+    }
     Ok(url)
+}
+
+/// `raw` with whatever stands before an `@` in its authority replaced by `***`, so an
+/// error about a URL never shows a password, even one that does not parse.
+fn hide_userinfo(raw: &str) -> String {
+    let start = raw.find("://").map_or(0, |i| i + 3);
+    let rest = &raw[start..];
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    match authority.rfind('@') {
+        Some(at) => format!("{}***{}", &raw[..start], &rest[at..]),
+        None => raw.to_string(),
+    }
 }
 
 /// How the client talks to the API.
@@ -92,6 +115,10 @@ pub struct ClientConfig {
     pub max_retries: u32,
     /// Requests per second for the whole run; `None` = no ceiling.
     pub rate: Option<f64>,
+    /// Largest answer body read, in bytes; a larger one is a `decode` error.
+    pub max_body: u64,
+    /// The run stops when no answer has been a 2xx for this long.
+    pub max_stall: Duration,
 }
 
 /// A line's settings as read.
@@ -105,22 +132,31 @@ pub struct Fetched {
     pub attempts: u32,
 }
 
-/// The API client for one run: one connection pool, one pacer, one stop signal.
+/// The API client for one run: one connection pool, one pacer, one stop signal, one
+/// token source (every request takes its token from it: the token may be refreshed).
 #[derive(Debug, Clone)]
 pub struct WebexClient {
-    http: reqwest::Client,
-    lines_url: Arc<str>,
-    org_query: Option<Arc<str>>,
+    pub(super) http: reqwest::Client,
+    pub(super) lines_url: Arc<str>,
+    pub(super) org_query: Option<Arc<str>>,
     max_retries: u32,
+    max_body: u64,
     pacer: Arc<Pacer>,
+    liveness: Arc<Mutex<Liveness>>,
     stop: Stop,
+    /// Every request takes its token from it; also used to redact the token sent
+    /// from what answers say.
+    pub(super) token: TokenSource,
 }
 
 impl WebexClient {
     /// Builds the client. `stop` is shared with whoever else may stop the run.
-    pub fn new(config: &ClientConfig, token: &Token, stop: Stop) -> Result<Self, ClientError> {
+    pub fn new(
+        config: &ClientConfig,
+        token: &TokenSource,
+        stop: Stop,
+    ) -> Result<Self, ClientError> {
         let mut headers = HeaderMap::new();
-        headers.insert(AUTHORIZATION, token.bearer_header());
         headers.insert(
             reqwest::header::ACCEPT,
             HeaderValue::from_static("application/json"),
@@ -131,6 +167,9 @@ impl WebexClient {
             .timeout(config.timeout)
             .connect_timeout(config.timeout.min(Duration::from_secs(10)))
             .pool_max_idle_per_host(64)
+            // A redirect would hand the line another server's answer (and reqwest
+            // would follow it with the token stripped, silently): never followed.
+            .redirect(reqwest::redirect::Policy::none())
             .build()?;
         let base = config.base_url.as_str().trim_end_matches('/');
         let org_query = config.org_id.as_ref().map(|org| {
@@ -142,13 +181,39 @@ impl WebexClient {
             lines_url: Arc::from(format!("{base}/telephony/config/virtualLines/")),
             org_query,
             max_retries: config.max_retries,
+            max_body: config.max_body,
             pacer: Arc::new(Pacer::new(config.rate)),
+            liveness: Arc::new(Mutex::new(Liveness::new(Instant::now(), config.max_stall))),
             stop,
+            token: token.clone(),
         })
     }
 
+    /// Stops the run once no answer has been a 2xx for `--max-stall`; returns when it
+    /// has, or when the run stops otherwise. Run it beside the lines for the whole run:
+    /// lines waiting out a long pause or backoff cannot notice the stall themselves.
+    pub(crate) async fn watch_stall(&self) {
+        loop {
+            let deadline = self.liveness().stall_deadline();
+            tokio::select! {
+                _ = self.stop.stopped() => return,
+                () = tokio::time::sleep_until(deadline) => {}
+            }
+            if let Some(reason) = self.liveness().stalled(Instant::now()) {
+                tracing::warn!("{}", reason.describe());
+                self.stop.trigger(reason);
+                return;
+            }
+        }
+    }
+
+    fn liveness(&self) -> std::sync::MutexGuard<'_, Liveness> {
+        // Plain counters: consistent even after a panic elsewhere.
+        self.liveness.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// The pacer shared by every request of this client.
-    pub(crate) fn pacer(&self) -> &Pacer {
+    pub(crate) fn pacer(&self) -> &Arc<Pacer> {
         &self.pacer
     }
 
@@ -184,7 +249,7 @@ impl WebexClient {
     /// The rules live in `decide.rs`; this loop only sends, waits for the pacer, the
     /// backoff or the stop signal, and carries each decision out. Every endpoint goes
     /// through here, so reads and listing share the pacer, pauses, budgets and stop.
-    pub(crate) async fn fetch<T>(
+    pub(crate) async fn fetch<T: Redact>(
         &self,
         url: &str,
         what: &str,
@@ -195,11 +260,44 @@ impl WebexClient {
             if self.unless_stopped(self.pacer.acquire()).await.is_none() {
                 return Err(self.not_audited(tries.attempts, None));
             }
+            // Waits while the token is being refreshed; fails once the run has no token.
+            let (generation, token) = match self.unless_stopped(self.token.current()).await {
+                Some(Ok(current)) => current,
+                None | Some(Err(_)) => return Err(self.not_audited(tries.attempts, None)),
+            };
             tries.attempts += 1;
-            let Some(attempt) = self.unless_stopped(self.send(url)).await else {
+            let Some(attempt) = self.unless_stopped(self.send(url, &token)).await else {
                 return Err(self.not_audited(tries.attempts, None));
             };
-            let decision = decide_as(&attempt, &mut tries, SystemTime::now(), &read);
+            let run_stop = self.liveness().record(&attempt, Instant::now());
+            if let Some(reason) = run_stop {
+                tracing::warn!("{}", reason.describe());
+                self.stop.trigger(reason);
+            }
+            let mut decision = decide_as(&attempt, &mut tries, SystemTime::now(), &read);
+            redact(&token, &mut decision.line);
+            if decision.run == ForRun::Unauthorized {
+                self.pacer.answered();
+                match self
+                    .unless_stopped(self.token.renew_after_refusal(generation))
+                    .await
+                {
+                    None => return Err(self.not_audited(tries.attempts, None)),
+                    // Renewed: sent again with the new token, no retry spent.
+                    Some(Ok(())) => continue,
+                    Some(Err(failure)) => {
+                        self.stop.trigger(StopReason::Unauthorized);
+                        let ForLine::GiveUp(mut error) = decision.line else {
+                            unreachable!("a 401 always gives the line up")
+                        };
+                        error.message = format!("{failure}; {}", error.message);
+                        return Err(error);
+                    }
+                }
+            }
+            if matches!(attempt, Attempt::Answer { .. }) {
+                self.token.accepted(generation);
+            }
             self.tell_run(decision.run);
             let (error, wait) = match decision.line {
                 ForLine::Done(value) => return Ok((value, tries.attempts)),
@@ -259,14 +357,12 @@ impl WebexClient {
             ForRun::Throttled { retry_after } => {
                 self.pacer.throttled(retry_after);
             }
-            ForRun::Unauthorized => {
-                self.pacer.answered();
-                self.stop.trigger(StopReason::Unauthorized);
-            }
+            // Handled before: the token source decides whether the run stops.
+            ForRun::Unauthorized => self.pacer.answered(),
         }
     }
 
-    async fn send(&self, url: &str) -> Attempt {
+    async fn send(&self, url: &str, token: &Token) -> Attempt {
         // A version-4 UUID from the thread's RNG: `Uuid::new_v4` asks the kernel for
         // fresh randomness on every call, a system call per request.
         let id = uuid::Builder::from_random_bytes(rand::random()).into_uuid();
@@ -274,6 +370,7 @@ impl WebexClient {
         let result = self
             .http
             .get(url)
+            .header(AUTHORIZATION, token.bearer_header())
             .header("TrackingID", tracking)
             .send()
             .await;
@@ -283,15 +380,64 @@ impl WebexClient {
         };
         let status = response.status();
         let headers = response.headers().clone();
-        match response.bytes().await {
+        match read_capped(response, self.max_body).await {
             Ok(body) => Attempt::Answer {
                 status,
                 headers,
-                body,
+                too_large: body.is_none().then_some(self.max_body),
+                body: body.unwrap_or_default(),
             },
             Err(e) => failed(&e),
         }
     }
+}
+
+/// Takes `token` (the one the request carried) out of whatever the answer put into the
+/// line's settings or error (a server may echo the `Authorization` header back).
+fn redact<T: Redact>(token: &Token, line: &mut ForLine<T>) {
+    match line {
+        ForLine::Done(value) => value.redact(token),
+        ForLine::Retry { error, .. } | ForLine::GiveUp(error) => {
+            token.redact_in_place(&mut error.message);
+            if let Some(t) = &mut error.tracking_id {
+                token.redact_in_place(t);
+            }
+        }
+        ForLine::Resend => {}
+    }
+}
+
+/// What a 2xx answer was read into, with the token taken out of whatever it says.
+pub(crate) trait Redact {
+    /// Replaces every occurrence of `token` in what came from the server.
+    fn redact(&mut self, token: &Token);
+}
+
+impl Redact for serde_json::Value {
+    fn redact(&mut self, token: &Token) {
+        token.redact_json(self);
+    }
+}
+
+/// Reads an answer's body as it streams in, up to `cap` bytes; `None` as soon as it is
+/// larger (a `Content-Length` over the cap is refused before any of it is read), and
+/// dropping the response then closes the connection. So neither an endless chunked
+/// body nor a huge one is ever held whole.
+async fn read_capped(
+    mut response: reqwest::Response,
+    cap: u64,
+) -> Result<Option<bytes::Bytes>, reqwest::Error> {
+    if response.content_length().is_some_and(|n| n > cap) {
+        return Ok(None);
+    }
+    let mut body = bytes::BytesMut::new();
+    while let Some(chunk) = response.chunk().await? {
+        if (body.len() + chunk.len()) as u64 > cap {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(body.freeze()))
 }
 
 fn failed(e: &reqwest::Error) -> Attempt {
@@ -308,7 +454,11 @@ fn failed(e: &reqwest::Error) -> Attempt {
         message.push_str(&s.to_string());
         source = s.source();
     }
-    Attempt::Failed { kind, message }
+    Attempt::Failed {
+        kind,
+        message,
+        connect: e.is_connect(),
+    }
 }
 
 #[cfg(test)]
@@ -332,6 +482,30 @@ mod tests {
     }
 
     #[test]
+    fn a_user_or_password_in_the_base_url_is_refused_without_showing_it() {
+        for raw in [
+            "https://admin:hunter2@webexapis.com/v1",
+            "https://admin@webexapis.com/v1",
+            "https://:hunter2@webexapis.com/v1",
+            "http://u:hunter2@127.0.0.1:8080/v1",
+            "https://u:hunter2@exa mple.com/v1",
+            "u:hunter2@webexapis.com/v1",
+        ] {
+            let err = parse_base_url(raw).expect_err(raw).to_string();
+            assert!(!err.contains("hunter2"), "{err}");
+            assert!(!err.contains("admin"), "{err}");
+        }
+        let err = parse_base_url("https://admin:hunter2@webexapis.com/v1")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`https://***@webexapis.com/v1`") && err.contains("user name or password"),
+            "{err}"
+        );
+        assert_eq!(hide_userinfo("https://x.com/a@b"), "https://x.com/a@b");
+    }
+
+    #[test]
     fn ids_are_one_encoded_segment_and_org_id_is_sent() {
         let config = ClientConfig {
             base_url: parse_base_url("https://webexapis.com/v1/").unwrap(),
@@ -339,8 +513,10 @@ mod tests {
             timeout: Duration::from_secs(1),
             max_retries: 0,
             rate: None,
+            max_body: 1024,
+            max_stall: Duration::from_secs(60),
         };
-        let token = Token::new("t", "test").unwrap();
+        let token = Token::new("t", "test").unwrap().into();
         let c = WebexClient::new(&config, &token, Stop::default()).unwrap();
         assert_eq!(
             c.ptt_url("a/b?c#d%e é"),

@@ -13,8 +13,9 @@ use reqwest::header::{HeaderMap, LINK};
 use serde_json::Value;
 use url::Url;
 
-use super::client::WebexClient;
+use super::client::{Redact, WebexClient};
 use super::link::{next_target, NextRules};
+use super::token::Token;
 use crate::model::{ErrorKind, LineError, LineIdentity};
 
 /// Empty pages in a row, each with a `next` link, after which listing is given up: a
@@ -50,6 +51,33 @@ struct Answer {
     /// The `next` link's target; `Err` when the `Link` header does not parse.
     next: Result<Option<String>, String>,
     tracking_id: Option<String>,
+}
+
+impl Redact for Answer {
+    fn redact(&mut self, token: &Token) {
+        for item in &mut self.items {
+            token.redact_in_place(&mut item.id);
+            let who = &mut item.identity;
+            for field in [
+                &mut who.name,
+                &mut who.location_id,
+                &mut who.location_name,
+                &mut who.phone_number,
+                &mut who.extension,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                token.redact_in_place(field);
+            }
+        }
+        if let Err(message) = &mut self.next {
+            token.redact_in_place(message);
+        }
+        if let Some(t) = &mut self.tracking_id {
+            token.redact_in_place(t);
+        }
+    }
 }
 
 /// Reads one 2xx list answer: the `virtualLines` items and the `next` link. `Err`

@@ -40,6 +40,17 @@ pub(crate) const BACKOFF_BASE: Duration = Duration::from_millis(500);
 /// Longest backoff without a `Retry-After`.
 pub(crate) const BACKOFF_CAP: Duration = Duration::from_secs(60);
 
+/// How fast the pacer lets requests start right now, for a progress display.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Pace {
+    /// No ceiling (`--rate 0`) and no server has asked to slow down.
+    Unlimited,
+    /// At most this many requests per second: `--rate`, or less after a 429.
+    PerSecond(f64),
+    /// No request starts until this much time has passed (a 429 or a `Retry-After`).
+    Paused(Duration),
+}
+
 /// Paces every request of one run. Cheap to share behind an `Arc`.
 #[derive(Debug)]
 pub(crate) struct Pacer {
@@ -219,9 +230,18 @@ impl Pacer {
             };
             let rate = (THROTTLE_FACTOR * accepted.min(current)).max(MIN_ADAPTIVE_RATE);
             let resume = now + pause;
+            // Slots already handed out stay handed out. With `Retry-After: 0` there is
+            // no pause to keep the next 429 in the same episode, so every 429 lands
+            // here: starting the gate afresh at `resume` (= now) would let a request
+            // through at once after each one, a steady stream at the ceiling's pace
+            // whatever the adaptive pace says.
+            let next_slot = s
+                .adaptive
+                .as_ref()
+                .map_or(resume, |a| a.next_slot.max(resume));
             s.adaptive = Some(Adaptive {
                 rate,
-                next_slot: resume,
+                next_slot,
                 last_change: resume,
                 refused_at: current.min(accepted).max(rate),
                 since: resume,
@@ -252,6 +272,22 @@ impl Pacer {
     #[cfg(test)]
     fn adaptive_rate(&self) -> Option<f64> {
         self.lock().adaptive.as_ref().map(|a| a.rate)
+    }
+
+    /// The pace now: the pause if one is on, else the adaptive pace if the server made
+    /// the run slow down, else `--rate`. (The adaptive pace climbs as requests start,
+    /// so while none does it shows the last one's.)
+    pub(crate) fn pace(&self) -> Pace {
+        let s = self.lock();
+        let now = Instant::now();
+        if let Some(until) = s.paused_until.filter(|u| *u > now) {
+            return Pace::Paused(until - now);
+        }
+        match (&s.adaptive, self.configured) {
+            (Some(a), _) => Pace::PerSecond(a.rate),
+            (None, Some(c)) => Pace::PerSecond(c),
+            (None, None) => Pace::Unlimited,
+        }
     }
 
     /// How many 429s the run has seen.
@@ -398,6 +434,45 @@ mod tests {
         assert!((fast - expected).abs() < 1e-6, "{fast} vs {expected}");
     }
 
+    /// `Retry-After: 0` on every answer: no pause, so each 429 is an episode of its own.
+    /// The requests must still slow to the adaptive pace, not run at the ceiling.
+    #[tokio::test(start_paused = true)]
+    async fn retry_after_zero_still_slows_the_pace() {
+        let pacer = std::sync::Arc::new(Pacer::new(Some(10.0)));
+        let sent = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let t0 = Instant::now();
+        let window = Duration::from_secs(20);
+        // Eight lines in flight, every request refused with `Retry-After: 0`.
+        let tasks: Vec<_> = (0..8)
+            .map(|_| {
+                let (p, sent) = (pacer.clone(), sent.clone());
+                tokio::spawn(async move {
+                    loop {
+                        p.acquire().await;
+                        if Instant::now() - t0 >= window {
+                            return;
+                        }
+                        sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        tokio::time::sleep(Duration::from_millis(5)).await; // the answer
+                        p.throttled(Some(Duration::ZERO));
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let sent = sent.load(std::sync::atomic::Ordering::Relaxed);
+        let rate = pacer.adaptive_rate().unwrap();
+        assert_eq!(rate, MIN_ADAPTIVE_RATE, "the pace fell to its floor");
+        // At 0.5/s for 20 s: about 10 requests, plus the few that started before the
+        // pace had fallen. The ceiling's pace (the bug) would be 200.
+        assert!(
+            sent <= 30,
+            "{sent} requests in {window:?} at a pace of {rate}/s"
+        );
+    }
+
     #[tokio::test]
     async fn a_second_429_in_the_same_pause_does_not_lower_the_pace_again() {
         let pacer = Pacer::new(Some(50.0));
@@ -406,5 +481,27 @@ mod tests {
         pacer.throttled(Some(Duration::from_millis(100)));
         assert_eq!(pacer.adaptive_rate().unwrap(), first);
         assert_eq!(pacer.throttles(), 2);
+    }
+
+    /// What a progress display shows: `--rate` (or no limit), the pause while a 429's
+    /// `Retry-After` runs, then the slower pace the server made the run take.
+    #[tokio::test(start_paused = true)]
+    async fn the_pace_shown_is_the_ceiling_the_pause_then_the_adaptive_pace() {
+        assert_eq!(Pacer::new(None).pace(), Pace::Unlimited);
+        assert_eq!(Pacer::new(Some(0.0)).pace(), Pace::Unlimited);
+        let pacer = Pacer::new(Some(20.0));
+        assert_eq!(pacer.pace(), Pace::PerSecond(20.0));
+        pacer.acquire().await;
+        pacer.answered();
+        pacer.throttled(Some(Duration::from_secs(5)));
+        assert_eq!(pacer.throttles(), 1);
+        assert_eq!(pacer.pace(), Pace::Paused(Duration::from_secs(5)));
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert_eq!(pacer.pace(), Pace::Paused(Duration::from_secs(3)));
+        tokio::time::advance(Duration::from_secs(3)).await;
+        let Pace::PerSecond(rate) = pacer.pace() else {
+            panic!("{:?}", pacer.pace())
+        };
+        assert!(rate < 20.0 && Some(rate) == pacer.adaptive_rate(), "{rate}");
     }
 }

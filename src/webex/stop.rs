@@ -1,4 +1,7 @@
-//! Stopping a run early: a 401 or a signal ends every line that has not been read.
+//! Stopping a run early: a 401, a token refused every line (403), a signal or a run
+//! that makes no progress ends every line that has not been read.
+
+use std::time::Duration;
 
 use tokio::sync::watch;
 
@@ -9,6 +12,48 @@ pub enum StopReason {
     Unauthorized,
     /// SIGINT, SIGTERM or SIGHUP.
     Interrupted,
+    /// No answer was a 2xx for `--max-stall` (a server that throttles or fails forever).
+    Stalled {
+        /// `--max-stall`.
+        after: Duration,
+    },
+    /// The first lines answered were all refused (403) and none was read: a wrong
+    /// `--org-id`, or a token that may not read this org's lines.
+    Forbidden {
+        /// Lines answered 403.
+        lines: u32,
+    },
+    /// Every connection attempt failed, none ever got through: nothing is listening, or
+    /// the host cannot be reached at all.
+    Unreachable {
+        /// Connection attempts that failed in a row.
+        attempts: u32,
+    },
+}
+
+impl StopReason {
+    /// What stopped the run, as the unread lines' error message and the end-of-run
+    /// message say it.
+    pub fn describe(self) -> String {
+        match self {
+            StopReason::Unauthorized => {
+                "the run stopped after the API refused the token (401)".into()
+            }
+            StopReason::Interrupted => "the run was interrupted".into(),
+            StopReason::Stalled { after } => format!(
+                "the run stopped: no answer was a success (2xx) for {} (--max-stall)",
+                humantime::format_duration(after)
+            ),
+            StopReason::Forbidden { lines } => format!(
+                "the run stopped: the API refused each of the first {lines} lines it \
+                 answered (403 Forbidden) and read none"
+            ),
+            StopReason::Unreachable { attempts } => format!(
+                "the run stopped: the API could not be reached ({attempts} connection \
+                 attempts in a row failed and none ever succeeded)"
+            ),
+        }
+    }
 }
 
 /// A run-wide stop signal: set once, seen by every task, awaitable.

@@ -1,6 +1,7 @@
 //! The API token: a secret that can be sent, never shown.
 
-use std::path::Path;
+use std::borrow::Cow;
+use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
@@ -24,8 +25,11 @@ pub enum TokenError {
         /// The cause.
         source: std::io::Error,
     },
-    /// The token is empty or contains characters an HTTP header cannot carry.
-    #[error("the API token from {origin} is empty or contains spaces or control characters")]
+    /// The token is empty or holds characters that are not printable ASCII.
+    #[error(
+        "the API token from {origin} is empty or contains spaces, control characters or \
+         characters that are not ASCII"
+    )]
     Malformed {
         /// `--token-file PATH` or `WEBEX_TOKEN`.
         origin: String,
@@ -33,11 +37,13 @@ pub enum TokenError {
 }
 
 impl Token {
-    /// Wraps a token, checking that it can be sent in a header.
+    /// Wraps a token, checking that it can be sent in a header. A UTF-8 byte-order
+    /// mark (Windows editors write one) is dropped, not sent as part of the token.
     pub fn new(secret: &str, origin: &str) -> Result<Token, TokenError> {
-        let secret = secret.trim();
+        let secret = secret.strip_prefix('\u{feff}').unwrap_or(secret).trim();
         let secret = secret.strip_prefix("Bearer ").unwrap_or(secret).trim();
-        if secret.is_empty() || secret.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        // Webex tokens are printable ASCII; anything else is a copy-paste accident.
+        if secret.is_empty() || !secret.chars().all(|c| c.is_ascii_graphic()) {
             return Err(TokenError::Malformed {
                 origin: origin.to_string(),
             });
@@ -60,6 +66,43 @@ impl Token {
         }
     }
 
+    /// `text` with every occurrence of the token replaced by [`REDACTED`]: for any
+    /// text copied from an answer (a server may echo the `Authorization` header back).
+    pub(crate) fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {
+        if text.contains(self.0.as_str()) {
+            Cow::Owned(text.replace(self.0.as_str(), REDACTED))
+        } else {
+            Cow::Borrowed(text)
+        }
+    }
+
+    /// Redacts `text` in place.
+    pub(crate) fn redact_in_place(&self, text: &mut String) {
+        if let Cow::Owned(clean) = self.redact(text) {
+            *text = clean;
+        }
+    }
+
+    /// Redacts every string of a JSON value, object keys included, in place.
+    pub(crate) fn redact_json(&self, value: &mut serde_json::Value) {
+        use serde_json::Value;
+        match value {
+            Value::String(s) => self.redact_in_place(s),
+            Value::Array(items) => items.iter_mut().for_each(|v| self.redact_json(v)),
+            Value::Object(map) => {
+                if map.keys().any(|k| k.contains(self.0.as_str())) {
+                    // Rebuilt to rename keys; the order is kept.
+                    *map = std::mem::take(map)
+                        .into_iter()
+                        .map(|(k, v)| (self.redact(&k).into_owned(), v))
+                        .collect();
+                }
+                map.values_mut().for_each(|v| self.redact_json(v));
+            }
+            Value::Null | Value::Bool(_) | Value::Number(_) => {}
+        }
+    }
+
     /// The `Authorization` header value, marked sensitive so that reqwest and hyper
     /// never print it.
     pub(crate) fn bearer_header(&self) -> reqwest::header::HeaderValue {
@@ -67,6 +110,51 @@ impl Token {
             .expect("Token::new only accepts header-safe characters");
         value.set_sensitive(true);
         value
+    }
+}
+
+/// What replaces the token in any text copied from an answer.
+pub(crate) const REDACTED: &str = "[REDACTED]";
+
+/// A token file that users other than its owner may read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LooseTokenFile {
+    /// The file.
+    pub path: PathBuf,
+    /// Its permission bits.
+    pub mode: u32,
+}
+
+impl std::fmt::Display for LooseTokenFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the token file {} can be read by group or others (mode {:04o}): \
+             run `chmod 600 {}`",
+            self.path.display(),
+            self.mode & 0o7777,
+            self.path.display()
+        )
+    }
+}
+
+/// Whether a token file may be read by group or others (unix; elsewhere never): the
+/// token in it is then everybody's on that machine. `None` too when the file cannot
+/// be inspected (reading it reports that).
+pub fn loose_token_file(path: &Path) -> Option<LooseTokenFile> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(path).ok()?.permissions().mode();
+        (mode & 0o044 != 0).then(|| LooseTokenFile {
+            path: path.to_path_buf(),
+            mode,
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        None
     }
 }
 
@@ -95,6 +183,56 @@ mod tests {
         std::fs::write(&f, "Bearer abc123\n").unwrap();
         let t = Token::resolve(Some(&f), Some("other".into())).unwrap();
         assert_eq!(t.bearer_header().to_str().unwrap(), "Bearer abc123");
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_not_part_of_the_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("tok");
+        std::fs::write(&f, "\u{feff}abc123\r\n").unwrap();
+        let t = Token::resolve(Some(&f), None).unwrap();
+        assert_eq!(t.bearer_header().to_str().unwrap(), "Bearer abc123");
+        // Anywhere else it is not a token character.
+        assert!(Token::new("abc\u{feff}123", "test").is_err());
+        assert!(Token::new("abcé", "test").is_err());
+    }
+
+    #[test]
+    fn the_token_is_redacted_in_copied_text_and_json() {
+        let t = Token::new("s3cr3t", "test").unwrap();
+        assert_eq!(t.redact("a s3cr3t b s3cr3t"), "a [REDACTED] b [REDACTED]");
+        assert!(matches!(t.redact("clean"), Cow::Borrowed("clean")));
+        let mut v = serde_json::json!({
+            "a": "Bearer s3cr3t",
+            "s3cr3t": [1, {"b": "xs3cr3tx"}],
+            "z": true
+        });
+        t.redact_json(&mut v);
+        assert_eq!(
+            v.to_string(),
+            r#"{"a":"Bearer [REDACTED]","[REDACTED]":[1,{"b":"x[REDACTED]x"}],"z":true}"#
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_token_file_others_can_read_is_named_without_the_token() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("tok");
+        std::fs::write(&f, "s3cr3t").unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(loose_token_file(&f), None);
+        for mode in [0o640, 0o604, 0o644] {
+            std::fs::set_permissions(&f, std::fs::Permissions::from_mode(mode)).unwrap();
+            let warning = loose_token_file(&f).expect("loose").to_string();
+            assert!(warning.contains(&format!("{mode:04o}")), "{warning}");
+            assert!(
+                warning.contains(&format!("chmod 600 {}", f.display())),
+                "{warning}"
+            );
+            assert!(!warning.contains("s3cr3t"), "{warning}");
+        }
     }
 
     #[test]

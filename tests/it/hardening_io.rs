@@ -222,12 +222,14 @@ async fn temporary_files_of_killed_runs_are_removed_and_nothing_else() {
         format!("{stem}-lines.csv.tmp"),
         ".ptt-audit-notes.tmp".to_string(),
         "keep.tmp".to_string(),
-        ".ptt-audit.lock".to_string(),
     ];
     for name in stale.iter().chain(&unrelated) {
         write(d, name, "left over");
         age(&d.join(name), hour);
     }
+    // A killed run's folder lock: unlocked, so this run takes it over (and removes it
+    // when it is done, see `unattended::runs`).
+    write(d, ".ptt-audit.lock", "pid 1, started 2020-01-01T00:00:00Z");
     // A run still writing: its file is old but locked by a live process (this one).
     let live_name = ".ptt-audit-20200101T000001Z.json.tmp";
     write(d, live_name, "in progress");

@@ -452,7 +452,6 @@ async fn faulty_api_every_line_reported_once_and_transient_faults_are_read() {
             "500ms",
             "--max-retries",
             "5",
-            "-q",
         ],
     )
     .await;

@@ -82,6 +82,7 @@ fn meta() -> RunMeta {
         org_id: Some("ORG".into()),
         base_url: "http://127.0.0.1:9/v1".into(),
         tool_version: "0.1.0".into(),
+        source_report: None,
     }
 }
 
@@ -486,10 +487,15 @@ fn json_has_exactly_the_contracts_keys() {
             "exit_code",
             "policies",
         ],
-        &["discovery"],
+        &["discovery", "source_report"],
         "run",
     );
     assert_eq!(run["discovery"], Value::Null, "no --all, no discovery");
+    assert_eq!(
+        run["source_report"],
+        Value::Null,
+        "an audit, not a re-evaluation"
+    );
     assert_eq!(run["id"], "run-1");
     assert_eq!(run["started_at"], "2026-11-29T03:20:56Z");
     assert_eq!(run["finished_at"], "2026-11-29T03:21:00Z");
@@ -555,7 +561,7 @@ fn json_has_exactly_the_contracts_keys() {
         assert_keys(
             w,
             &["rule", "line", "reason", "expires", "state"],
-            &[],
+            &["ticket", "owner", "label", "days_left"],
             &format!("waivers[{i}]"),
         );
     }
@@ -611,7 +617,8 @@ fn json_has_exactly_the_contracts_keys() {
     );
     assert_eq!(
         lines[1]["results"][0]["waiver"],
-        json!({"reason": "approved for L2", "expires": "2027-01-31", "state": "applied"})
+        json!({"reason": "approved for L2", "expires": "2027-01-31", "state": "applied",
+               "ticket": null, "owner": null, "label": null})
     );
     assert_eq!(lines[2]["status"], "non_compliant");
     assert_eq!(lines[2]["results"][1]["waiver"]["state"], "expired");
@@ -840,12 +847,25 @@ fn summary_counts_add_up() {
     assert_eq!(s.failing_rules.get(&2), Some(&1));
 
     let (final_summary, paths) = r.finish(end(3)).expect("finish");
-    assert_eq!(final_summary, s);
+    // The counts are final; finishing adds the waivers' states.
+    assert_eq!(
+        serde_json::to_value(&final_summary).expect("to_value"),
+        serde_json::to_value(&s).expect("to_value")
+    );
+    assert_eq!(final_summary.failing_rules, s.failing_rules);
+    assert_eq!(final_summary.waivers.len(), 3);
     let doc: Value =
         serde_json::from_str(&fs::read_to_string(&paths[0]).expect("read")).expect("json");
     assert_eq!(doc["summary"], serde_json::to_value(&s).expect("to_value"));
     assert_eq!(doc["summary"]["results"]["error"], 6);
-    let text = ptt_audit::report::render_summary(&s, &policies(), &paths, 3);
+    let text = ptt_audit::report::render_summary(
+        &s,
+        &policies(),
+        &paths,
+        3,
+        ptt_audit::settings::FailOn::Low,
+        14,
+    );
     assert!(
         text.contains("6 total: 2 compliant, 1 non_compliant, 1 error, 1 invalid, 1 not_audited"),
         "{text}"

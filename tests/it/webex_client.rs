@@ -52,10 +52,12 @@ fn client(
         timeout,
         max_retries,
         rate,
+        max_body: ptt_audit::settings::DEFAULT_MAX_BODY,
+        max_stall: ptt_audit::settings::DEFAULT_MAX_STALL,
     };
     WebexClient::new(
         &config,
-        &Token::new(TOKEN, "test").unwrap(),
+        &Token::new(TOKEN, "test").unwrap().into(),
         Stop::default(),
     )
     .unwrap()

@@ -13,7 +13,7 @@ use super::error::{PolicyErrors, Problems};
 use super::expr::CelEnv;
 use super::raw::{Pos, RawEntry, RawTable, RawValue};
 use super::suggest::closest;
-use super::{Rule, Waiver};
+use super::{Rule, VarOrigin, Waiver};
 
 mod rule;
 mod vars;
@@ -37,7 +37,10 @@ pub(super) const RULE_KEYS: &[&str] = &[
     "enabled",
 ];
 const RULE_REQUIRED: &[&str] = &["id", "title", "severity", "require"];
-const WAIVER_KEYS: &[&str] = &["rule", "line", "reason", "expires"];
+const WAIVER_KEYS: &[&str] = &[
+    "rule", "line", "reason", "expires", "ticket", "owner", "label",
+];
+const WAIVER_REQUIRED: &[&str] = &["rule", "line", "reason", "expires"];
 
 /// Where something was first defined, for "duplicate" messages.
 type FirstSeen = (PathBuf, Pos);
@@ -54,7 +57,8 @@ pub(super) struct Schema {
     rule_ids: HashMap<String, FirstSeen>,
     waivers: Vec<WaiverDraft>,
     vars: serde_json::Map<String, serde_json::Value>,
-    var_pos: HashMap<String, FirstSeen>,
+    /// Where each var's value in force was set.
+    var_origins: HashMap<String, VarOrigin>,
 }
 
 /// The checked content of every file.
@@ -62,6 +66,7 @@ pub(super) struct Checked {
     pub(crate) rules: Vec<Rule>,
     pub(crate) waivers: Vec<Waiver>,
     pub(crate) vars: serde_json::Map<String, serde_json::Value>,
+    pub(crate) var_origins: HashMap<String, VarOrigin>,
 }
 
 impl Schema {
@@ -73,7 +78,7 @@ impl Schema {
             rule_ids: HashMap::new(),
             waivers: Vec::new(),
             vars: serde_json::Map::new(),
-            var_pos: HashMap::new(),
+            var_origins: HashMap::new(),
         }
     }
 
@@ -185,6 +190,7 @@ impl Schema {
                 .filter_map(WaiverDraft::into_waiver)
                 .collect(),
             vars: self.vars,
+            var_origins: self.var_origins,
         })
     }
 }

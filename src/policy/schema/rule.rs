@@ -8,6 +8,27 @@ use crate::policy::expr::{Expr, ExprKey};
 use crate::policy::raw::{Pos, RawEntry, RawTable, RawValue};
 use crate::policy::Rule;
 
+/// The compiled expressions of one rule (those that compiled).
+pub(in crate::policy) struct RuleExprs<'a> {
+    pub(in crate::policy) id: Option<&'a str>,
+    pub(in crate::policy) when: Option<&'a Expr>,
+    pub(in crate::policy) require: Option<&'a Expr>,
+    pub(in crate::policy) message_expr: Option<&'a Expr>,
+}
+
+impl<'a> RuleExprs<'a> {
+    /// Each expression with its key, in key order.
+    pub(in crate::policy) fn each(&self) -> impl Iterator<Item = (ExprKey, &'a Expr)> {
+        [
+            (ExprKey::When, self.when),
+            (ExprKey::Require, self.require),
+            (ExprKey::MessageExpr, self.message_expr),
+        ]
+        .into_iter()
+        .filter_map(|(which, e)| e.map(|e| (which, e)))
+    }
+}
+
 /// A rule as far as it could be read; a [`Rule`] once complete.
 pub(super) struct RuleDraft {
     id: Option<String>,
@@ -48,19 +69,23 @@ impl RuleDraft {
 }
 
 impl Schema {
-    /// The compiled expressions of enabled rules, with the rule's ID when it has one,
-    /// in rule order: the ones the later checks look at.
-    pub(in crate::policy) fn enabled_expressions(
-        &self,
-    ) -> impl Iterator<Item = (Option<&str>, ExprKey, &Expr)> + '_ {
-        self.rules.iter().filter(|d| d.enabled).flat_map(|d| {
-            [
-                (ExprKey::When, &d.when),
-                (ExprKey::Require, &d.require),
-                (ExprKey::MessageExpr, &d.message_expr),
-            ]
-            .into_iter()
-            .filter_map(move |(which, e)| e.as_ref().map(|e| (d.id.as_deref(), which, e)))
+    /// The IDs of disabled rules.
+    pub(super) fn disabled_rule_ids(&self) -> Vec<String> {
+        self.rules
+            .iter()
+            .filter(|d| !d.enabled)
+            .filter_map(|d| d.id.clone())
+            .collect()
+    }
+
+    /// The compiled expressions of each enabled rule, with the rule's ID when it has
+    /// one, in rule order: what the later checks look at.
+    pub(in crate::policy) fn enabled_rules(&self) -> impl Iterator<Item = RuleExprs<'_>> + '_ {
+        self.rules.iter().filter(|d| d.enabled).map(|d| RuleExprs {
+            id: d.id.as_deref(),
+            when: d.when.as_ref(),
+            require: d.require.as_ref(),
+            message_expr: d.message_expr.as_ref(),
         })
     }
 

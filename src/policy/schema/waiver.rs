@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use chrono::NaiveDate;
 
-use super::{closest, Schema, WAIVER_KEYS};
+use super::{closest, Schema, WAIVER_KEYS, WAIVER_REQUIRED};
 use crate::policy::raw::{Pos, RawEntry, RawTable, RawValue};
 use crate::policy::Waiver;
 
@@ -15,6 +15,9 @@ pub(super) struct WaiverDraft {
     line: Option<String>,
     reason: Option<String>,
     expires: Option<NaiveDate>,
+    ticket: Option<String>,
+    owner: Option<String>,
+    label: Option<String>,
     file: PathBuf,
     line_no: usize,
 }
@@ -32,6 +35,10 @@ impl WaiverDraft {
             line,
             reason,
             expires,
+            ticket: self.ticket,
+            owner: self.owner,
+            label: self.label,
+            file: self.file,
             line_no: self.line_no,
         })
     }
@@ -53,6 +60,9 @@ impl Schema {
             line: None,
             reason: None,
             expires: None,
+            ticket: None,
+            owner: None,
+            label: None,
             file: file.to_path_buf(),
             line_no: header.line,
         };
@@ -78,24 +88,29 @@ impl Schema {
                 );
                 continue;
             };
-            if s.trim().is_empty() {
-                let why = match key {
-                    "reason" => {
-                        "waiver: `reason` must not be empty: say why the exception is accepted"
-                    }
-                    "line" => "waiver: `line` must not be empty: give the virtual-line ID",
-                    _ => "waiver: `rule` must not be empty: give the rule ID",
-                };
-                self.problems
-                    .add(file, entry.value_pos, rid, why.to_string());
-            }
+            // Free text: an empty one says nothing, as if left out.
+            let optional = (!s.trim().is_empty()).then(|| s.clone());
             match key {
+                "ticket" => w.ticket = optional,
+                "owner" => w.owner = optional,
+                "label" => w.label = optional,
+                _ if s.trim().is_empty() => {
+                    let why = match key {
+                        "reason" => {
+                            "waiver: `reason` must not be empty: say why the exception is accepted"
+                        }
+                        "line" => "waiver: `line` must not be empty: give the virtual-line ID",
+                        _ => "waiver: `rule` must not be empty: give the rule ID",
+                    };
+                    self.problems
+                        .add(file, entry.value_pos, rid, why.to_string());
+                }
                 "line" => w.line = Some(s.clone()),
                 "reason" => w.reason = Some(s.clone()),
                 _ => {}
             }
         }
-        for key in WAIVER_KEYS {
+        for key in WAIVER_REQUIRED {
             if table.get(key).is_none() {
                 let extra = if *key == "expires" {
                     " (waivers must expire, e.g. expires = 2027-01-31)"
@@ -161,8 +176,47 @@ impl Schema {
     }
 
     /// Cross-file: every waiver names a rule some file defines. Run once every file
-    /// is read, since a waiver may come before the rule it waives.
+    /// is read, since a waiver may come before the rule it waives. Warns about waivers
+    /// that can never apply: of a disabled rule, or a second one for the same rule and
+    /// line (only one applies at a time).
     pub(in crate::policy) fn check_waiver_rules(&mut self) {
+        let disabled: Vec<String> = self.disabled_rule_ids();
+        let mut seen: Vec<(&str, &str, &Path, usize)> = Vec::new();
+        let mut warnings = Vec::new();
+        for w in &self.waivers {
+            let (Some((rule, pos)), Some(line)) = (&w.rule, &w.line) else {
+                continue;
+            };
+            if disabled.contains(rule) {
+                warnings.push((
+                    w.file.clone(),
+                    *pos,
+                    rule.clone(),
+                    format!(
+                        "waiver of line {line}: rule `{rule}` is disabled, so this waiver never \
+                         applies"
+                    ),
+                ));
+            }
+            match seen.iter().find(|(r, l, _, _)| r == rule && l == line) {
+                Some((_, _, first_file, first_line)) => warnings.push((
+                    w.file.clone(),
+                    *pos,
+                    rule.clone(),
+                    format!(
+                        "a second waiver of line {line} for this rule (the first is at {}:{}): \
+                         only one applies at a time; keep the one you mean",
+                        first_file.display(),
+                        first_line
+                    ),
+                )),
+                None => seen.push((rule, line, &w.file, w.line_no)),
+            }
+        }
+        for (file, pos, rule, message) in warnings {
+            self.problems.warn(&file, pos, Some(&rule), message);
+        }
+
         let waiver_rules: Vec<(PathBuf, (String, Pos))> = self
             .waivers
             .iter()

@@ -3,13 +3,13 @@
 use super::*;
 use reqwest::header::HeaderValue;
 
-const SETTINGS: &str = r#"{"allowAutoAnswer":true,"connectionType":"ONE_WAY","accessType":"ALLOW_MEMBERS","members":[],"addedLater":1}"#;
+pub(super) const SETTINGS: &str = r#"{"allowAutoAnswer":true,"connectionType":"ONE_WAY","accessType":"ALLOW_MEMBERS","members":[],"addedLater":1}"#;
 
 fn now() -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000)
 }
 
-fn answer(status: u16, headers: &[(&'static str, &str)], body: &str) -> Attempt {
+pub(super) fn answer(status: u16, headers: &[(&'static str, &str)], body: &str) -> Attempt {
     let mut map = HeaderMap::new();
     for (name, value) in headers {
         map.insert(*name, HeaderValue::from_str(value).unwrap());
@@ -18,25 +18,52 @@ fn answer(status: u16, headers: &[(&'static str, &str)], body: &str) -> Attempt 
         status: StatusCode::from_u16(status).unwrap(),
         headers: map,
         body: bytes::Bytes::copy_from_slice(body.as_bytes()),
+        too_large: None,
     }
 }
 
-fn failed(kind: ErrorKind) -> Attempt {
+/// An answer whose body was larger than `--max-body` (`cap`), so not read.
+pub(super) fn too_large(status: u16, headers: &[(&'static str, &str)], cap: u64) -> Attempt {
+    let Attempt::Answer {
+        status, headers, ..
+    } = answer(status, headers, "")
+    else {
+        unreachable!()
+    };
+    Attempt::Answer {
+        status,
+        headers,
+        body: bytes::Bytes::new(),
+        too_large: Some(cap),
+    }
+}
+
+pub(super) fn failed(kind: ErrorKind) -> Attempt {
     Attempt::Failed {
         kind,
         message: "connection refused".into(),
+        connect: false,
+    }
+}
+
+/// No connection could be made (nothing listening).
+pub(super) fn refused() -> Attempt {
+    Attempt::Failed {
+        kind: ErrorKind::Network,
+        message: "connection refused".into(),
+        connect: true,
     }
 }
 
 /// The first attempt of a line, with `max_retries` retries allowed.
-fn first(attempt: &Attempt, max_retries: u32) -> (Decision, Tries) {
+pub(super) fn first(attempt: &Attempt, max_retries: u32) -> (Decision, Tries) {
     let mut tries = Tries::new(max_retries);
     tries.attempts = 1;
     let decision = decide(attempt, &mut tries, now());
     (decision, tries)
 }
 
-fn http_error(status: u16, message: &str) -> LineError {
+pub(super) fn http_error(status: u16, message: &str) -> LineError {
     LineError {
         kind: ErrorKind::Http,
         http_status: Some(status),
@@ -258,6 +285,7 @@ fn a_missing_or_garbled_retry_after_falls_back_to_backoff() {
         status: StatusCode::SERVICE_UNAVAILABLE,
         headers: not_text,
         body: bytes::Bytes::new(),
+        too_large: None,
     });
     for attempt in &attempts {
         let (decision, _) = first(attempt, 5);
@@ -422,5 +450,44 @@ fn a_stopped_line_says_why_and_what_failed_last() {
     assert_eq!(
         (e.message.as_str(), e.attempts),
         ("not read: the run was interrupted", 0)
+    );
+    let e = not_audited(
+        Some(StopReason::Stalled {
+            after: Duration::from_secs(600),
+        }),
+        1,
+        None,
+    );
+    assert_eq!(
+        e.message,
+        "not read: the run stopped: no answer was a success (2xx) for 10m (--max-stall)"
+    );
+    let e = not_audited(Some(StopReason::Unreachable { attempts: 20 }), 1, None);
+    assert!(
+        e.message
+            .starts_with("not read: the run stopped: the API could not be reached (20 connection"),
+        "{}",
+        e.message
+    );
+}
+
+#[test]
+fn a_401_is_resent_after_a_renewal_refreshed_once_and_never_twice_in_a_row() {
+    use OnUnauthorized::*;
+    // Sent with an older token than the run has now: another request refreshed.
+    assert_eq!(on_unauthorized(0, 1, true, true), Resend);
+    assert_eq!(on_unauthorized(3, 5, false, false), Resend);
+    // A fixed token cannot be renewed.
+    assert_eq!(
+        on_unauthorized(0, 0, false, false),
+        Stop(Refusal::FixedToken)
+    );
+    // The file's token, or a refreshed one that has worked since: refresh.
+    assert_eq!(on_unauthorized(0, 0, true, false), Refresh);
+    assert_eq!(on_unauthorized(2, 2, true, false), Refresh);
+    // A token just refreshed and refused before the API ever accepted it: stop.
+    assert_eq!(
+        on_unauthorized(1, 1, true, true),
+        Stop(Refusal::RefreshedTokenRefused)
     );
 }

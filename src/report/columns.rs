@@ -1,0 +1,629 @@
+//! The columns of the findings and lines tables (`CONTRACT.md` §6), defined once for
+//! every tabular format: the CSVs and the xlsx sheets read the same tables, so their
+//! columns cannot drift apart. A column is its header name, a display width (for the
+//! xlsx) and the function that makes its cell; a new column is one entry here.
+//!
+//! A [`Cell`] says what a value *is* (text, a time, a date, a number, a label from a
+//! fixed vocabulary); each format decides how to write it: the CSV as neutralised text,
+//! the xlsx as a real date-time, number or colour-coded label.
+
+use std::borrow::Cow;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde_json::Value;
+
+use super::{effective_findings, ReportError, RunMeta};
+use crate::model::{Finding, LineReport, RuleStatus, Severity};
+use crate::policy::{PolicySet, Rule, Waiver};
+
+/// One cell, by what it holds.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Cell<'a> {
+    /// Text exactly as read (from the API, a policy or the input).
+    Text(Cow<'a, str>),
+    /// A moment (UTC); `None` is an empty cell.
+    Time(Option<DateTime<Utc>>),
+    /// A calendar day; `None` is an empty cell.
+    Date(Option<NaiveDate>),
+    /// A count or an HTTP status; `None` is an empty cell.
+    Number(Option<u64>),
+    /// A status, severity or change, spelt as the contract does; `""` is empty.
+    Label(&'static str),
+}
+
+impl<'a> Cell<'a> {
+    fn text(s: &'a str) -> Cell<'a> {
+        Cell::Text(Cow::Borrowed(s))
+    }
+
+    /// The cell as CSV text (before neutralising).
+    pub(crate) fn to_text(&self) -> Cow<'a, str> {
+        match self {
+            Cell::Text(t) => t.clone(),
+            Cell::Time(t) => Cow::Owned(t.as_ref().map(super::rfc3339).unwrap_or_default()),
+            Cell::Date(d) => Cow::Owned(d.map(|d| d.to_string()).unwrap_or_default()),
+            Cell::Number(n) => Cow::Owned(n.map(|n| n.to_string()).unwrap_or_default()),
+            Cell::Label(l) => Cow::Borrowed(l),
+        }
+    }
+}
+
+/// A column of a table whose rows are `R`.
+pub(crate) struct Column<F> {
+    /// The header cell, as the contract spells it.
+    pub(crate) name: &'static str,
+    /// A readable width in characters (for the xlsx).
+    pub(crate) width: f64,
+    /// Makes the column's cell from a row.
+    pub(crate) cell: F,
+}
+
+/// Makes a findings cell.
+pub(crate) type FindingCell = for<'r> fn(&'r FindingRow<'r>) -> Cell<'r>;
+/// Makes a lines cell.
+pub(crate) type LineCell = for<'r> fn(&'r LineRow<'r>) -> Cell<'r>;
+
+/// What every row of a run shares.
+#[derive(Debug)]
+pub(crate) struct RunCells {
+    run_id: String,
+    org_id: String,
+}
+
+impl RunCells {
+    pub(crate) fn new(meta: &RunMeta) -> RunCells {
+        RunCells {
+            run_id: meta.run_id.clone(),
+            org_id: meta.org_id.clone().unwrap_or_default(),
+        }
+    }
+}
+
+/// One row of the findings table: one line and one rule.
+pub(crate) struct FindingRow<'r> {
+    run: &'r RunCells,
+    line: &'r LineReport,
+    rule: &'r Rule,
+    finding: &'r Finding,
+    waiver: Option<&'r Waiver>,
+}
+
+/// One row of the lines table.
+pub(crate) struct LineRow<'r> {
+    run: &'r RunCells,
+    line: &'r LineReport,
+    /// IDs of the rules that failed, joined by `;`.
+    failed_rules: String,
+    /// The most severe failing rule's severity.
+    highest: Option<Severity>,
+    /// Members, `None` when the line was not read or `members` is not a list.
+    member_count: Option<u64>,
+    /// Every member as `Display Name <email>`, joined by `; `.
+    members: String,
+}
+
+fn name_of(line: &LineReport) -> &str {
+    line.identity.name.as_deref().unwrap_or("")
+}
+
+fn location_id_of(line: &LineReport) -> &str {
+    line.identity.location_id.as_deref().unwrap_or("")
+}
+
+fn location_name_of(line: &LineReport) -> &str {
+    line.identity.location_name.as_deref().unwrap_or("")
+}
+
+fn phone_number_of(line: &LineReport) -> &str {
+    line.identity.phone_number.as_deref().unwrap_or("")
+}
+
+fn extension_of(line: &LineReport) -> &str {
+    line.identity.extension.as_deref().unwrap_or("")
+}
+
+/// The findings table, in contract order.
+pub(crate) const FINDINGS: [Column<FindingCell>; 21] = [
+    Column {
+        name: "run_id",
+        width: 36.0,
+        cell: |r| Cell::text(&r.run.run_id),
+    },
+    Column {
+        name: "audited_at",
+        width: 20.0,
+        cell: |r| Cell::Time(r.line.read_at),
+    },
+    Column {
+        name: "org_id",
+        width: 16.0,
+        cell: |r| Cell::text(&r.run.org_id),
+    },
+    Column {
+        name: "line_id",
+        width: 40.0,
+        cell: |r| Cell::text(&r.line.id),
+    },
+    Column {
+        name: "line_name",
+        width: 26.0,
+        cell: |r| Cell::text(name_of(r.line)),
+    },
+    Column {
+        name: "rule_id",
+        width: 30.0,
+        cell: |r| Cell::text(&r.rule.id),
+    },
+    Column {
+        name: "rule_title",
+        width: 44.0,
+        cell: |r| Cell::text(&r.rule.title),
+    },
+    Column {
+        name: "severity",
+        width: 10.0,
+        cell: |r| Cell::Label(r.rule.severity.as_str()),
+    },
+    Column {
+        name: "status",
+        width: 15.0,
+        cell: |r| Cell::Label(r.finding.status.as_str()),
+    },
+    Column {
+        name: "message",
+        width: 50.0,
+        cell: |r| Cell::text(r.finding.message.as_deref().unwrap_or("")),
+    },
+    Column {
+        name: "remediation",
+        width: 44.0,
+        cell: |r| Cell::text(r.rule.remediation.as_deref().unwrap_or("")),
+    },
+    Column {
+        name: "waiver_reason",
+        width: 32.0,
+        cell: |r| Cell::text(r.waiver.map(|w| w.reason.as_str()).unwrap_or("")),
+    },
+    Column {
+        name: "waiver_expires",
+        width: 14.0,
+        cell: |r| Cell::Date(r.waiver.map(|w| w.expires)),
+    },
+    Column {
+        name: "change",
+        width: 12.0,
+        cell: |r| Cell::Label(r.finding.change.map(|c| c.as_str()).unwrap_or("")),
+    },
+    // The line's identity (`CONTRACT.md` §7), at the end of the contract's columns.
+    Column {
+        name: "location_id",
+        width: 36.0,
+        cell: |r| Cell::text(location_id_of(r.line)),
+    },
+    Column {
+        name: "location_name",
+        width: 24.0,
+        cell: |r| Cell::text(location_name_of(r.line)),
+    },
+    Column {
+        name: "phone_number",
+        width: 16.0,
+        cell: |r| Cell::text(phone_number_of(r.line)),
+    },
+    Column {
+        name: "extension",
+        width: 10.0,
+        cell: |r| Cell::text(extension_of(r.line)),
+    },
+    // The waiver's free-text metadata, after the contract's columns as it allows.
+    Column {
+        name: "waiver_ticket",
+        width: 14.0,
+        cell: |r| Cell::text(r.waiver.and_then(|w| w.ticket.as_deref()).unwrap_or("")),
+    },
+    Column {
+        name: "waiver_owner",
+        width: 18.0,
+        cell: |r| Cell::text(r.waiver.and_then(|w| w.owner.as_deref()).unwrap_or("")),
+    },
+    Column {
+        name: "waiver_label",
+        width: 24.0,
+        cell: |r| Cell::text(r.waiver.and_then(|w| w.label.as_deref()).unwrap_or("")),
+    },
+];
+
+/// The lines table, in contract order.
+pub(crate) const LINES: [Column<LineCell>; 21] = [
+    Column {
+        name: "run_id",
+        width: 36.0,
+        cell: |r| Cell::text(&r.run.run_id),
+    },
+    Column {
+        name: "audited_at",
+        width: 20.0,
+        cell: |r| Cell::Time(r.line.read_at),
+    },
+    Column {
+        name: "org_id",
+        width: 16.0,
+        cell: |r| Cell::text(&r.run.org_id),
+    },
+    Column {
+        name: "line_id",
+        width: 40.0,
+        cell: |r| Cell::text(&r.line.id),
+    },
+    Column {
+        name: "line_name",
+        width: 26.0,
+        cell: |r| Cell::text(name_of(r.line)),
+    },
+    Column {
+        name: "status",
+        width: 15.0,
+        cell: |r| Cell::Label(r.line.status.as_str()),
+    },
+    Column {
+        name: "allow_auto_answer",
+        width: 12.0,
+        cell: |r| setting(r.line, "allowAutoAnswer"),
+    },
+    Column {
+        name: "connection_type",
+        width: 15.0,
+        cell: |r| setting(r.line, "connectionType"),
+    },
+    Column {
+        name: "access_type",
+        width: 16.0,
+        cell: |r| setting(r.line, "accessType"),
+    },
+    Column {
+        name: "member_count",
+        width: 10.0,
+        cell: |r| Cell::Number(r.member_count),
+    },
+    Column {
+        name: "members",
+        width: 50.0,
+        cell: |r| Cell::text(&r.members),
+    },
+    Column {
+        name: "failed_rules",
+        width: 40.0,
+        cell: |r| Cell::text(&r.failed_rules),
+    },
+    Column {
+        name: "highest_severity",
+        width: 12.0,
+        cell: |r| Cell::Label(r.highest.map(Severity::as_str).unwrap_or("")),
+    },
+    Column {
+        name: "error_kind",
+        width: 12.0,
+        cell: |r| Cell::Label(r.line.error.as_ref().map(|e| e.kind.as_str()).unwrap_or("")),
+    },
+    Column {
+        name: "http_status",
+        width: 8.0,
+        cell: |r| {
+            Cell::Number(
+                r.line
+                    .error
+                    .as_ref()
+                    .and_then(|e| e.http_status)
+                    .map(u64::from),
+            )
+        },
+    },
+    Column {
+        name: "tracking_id",
+        width: 30.0,
+        cell: |r| {
+            Cell::text(
+                r.line
+                    .error
+                    .as_ref()
+                    .and_then(|e| e.tracking_id.as_deref())
+                    .unwrap_or(""),
+            )
+        },
+    },
+    Column {
+        name: "error_message",
+        width: 50.0,
+        cell: |r| {
+            Cell::text(
+                r.line
+                    .error
+                    .as_ref()
+                    .map(|e| e.message.as_str())
+                    .unwrap_or(""),
+            )
+        },
+    }, // The line's identity (`CONTRACT.md` §7), at the end.
+    Column {
+        name: "location_id",
+        width: 36.0,
+        cell: |r| Cell::text(location_id_of(r.line)),
+    },
+    Column {
+        name: "location_name",
+        width: 24.0,
+        cell: |r| Cell::text(location_name_of(r.line)),
+    },
+    Column {
+        name: "phone_number",
+        width: 16.0,
+        cell: |r| Cell::text(phone_number_of(r.line)),
+    },
+    Column {
+        name: "extension",
+        width: 10.0,
+        cell: |r| Cell::text(extension_of(r.line)),
+    },
+];
+
+/// The header names of a table, at compile time (so the public header constants follow
+/// the tables).
+const fn names<F, const N: usize>(cols: &[Column<F>; N]) -> [&'static str; N] {
+    let mut out = [""; N];
+    let mut i = 0;
+    while i < N {
+        out[i] = cols[i].name;
+        i += 1;
+    }
+    out
+}
+
+/// The findings CSV's header (and the xlsx Findings sheet's), in contract order.
+pub const FINDINGS_HEADER: [&str; FINDINGS.len()] = names(&FINDINGS);
+/// The lines CSV's header (and the xlsx Lines sheet's), in contract order.
+pub const LINES_HEADER: [&str; LINES.len()] = names(&LINES);
+
+/// Which findings rows the findings tables hold (`--findings`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum FindingsFilter {
+    /// One row per line and enabled rule, every status.
+    #[default]
+    All,
+    /// Only rows whose status is `fail`, `waived` or `error`.
+    Failing,
+}
+
+impl FindingsFilter {
+    fn keeps(self, status: RuleStatus) -> bool {
+        match self {
+            FindingsFilter::All => true,
+            FindingsFilter::Failing => matches!(
+                status,
+                RuleStatus::Fail | RuleStatus::Waived | RuleStatus::Error
+            ),
+        }
+    }
+}
+
+/// Makes the rows of one line: each findings row the filter keeps goes to `on_finding`
+/// (in rule order), then the lines row to `on_line`; both get `sink`, the writer.
+pub(crate) fn rows<S, E>(
+    run: &RunCells,
+    policies: &PolicySet,
+    line: &LineReport,
+    filter: FindingsFilter,
+    sink: &mut S,
+    mut on_finding: impl FnMut(&mut S, &FindingRow<'_>) -> Result<(), E>,
+    on_line: impl FnOnce(&mut S, &LineRow<'_>) -> Result<(), E>,
+) -> Result<(), E>
+where
+    E: From<ReportError>,
+{
+    let findings = effective_findings(line, policies);
+    let mut failed_rules = Vec::new();
+    let mut highest = None;
+    for finding in findings.iter() {
+        let (rule, waiver) = super::resolve(policies, line, finding)?;
+        if finding.status == RuleStatus::Fail {
+            failed_rules.push(rule.id.as_str());
+            highest = highest.max(Some(rule.severity));
+        }
+        if filter.keeps(finding.status) {
+            on_finding(
+                sink,
+                &FindingRow {
+                    run,
+                    line,
+                    rule,
+                    finding,
+                    waiver,
+                },
+            )?;
+        }
+    }
+    let (member_count, members) = match line.settings.as_ref() {
+        None => (None, String::new()),
+        Some(s) => match s.get("members") {
+            // The contract treats absent members as `[]`.
+            None | Some(Value::Null) => (Some(0), String::new()),
+            Some(m @ Value::Array(a)) => (Some(a.len() as u64), format_members(m)),
+            Some(other) => (None, format_members(other)),
+        },
+    };
+    on_line(
+        sink,
+        &LineRow {
+            run,
+            line,
+            failed_rules: failed_rules.join(";"),
+            highest,
+            member_count,
+            members,
+        },
+    )
+}
+
+/// A settings field as a cell: strings as they are, booleans and numbers as JSON,
+/// absent or null as empty, anything else as compact JSON.
+fn setting<'r>(line: &'r LineReport, key: &str) -> Cell<'r> {
+    match line.settings.as_ref().and_then(|s| s.get(key)) {
+        None | Some(Value::Null) => Cell::text(""),
+        Some(Value::String(s)) => Cell::text(s),
+        Some(other) => Cell::Text(Cow::Owned(other.to_string())),
+    }
+}
+
+/// One member as `Display Name <email>`: the name is `displayName`, else `firstName`
+/// and `lastName`; with only a name or only an email, that one; with neither, the
+/// member's `id`; with no `id` either, the member's JSON.
+pub(crate) fn format_member(member: &Value) -> String {
+    let text = |key: &str| {
+        member
+            .get(key)
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+    };
+    let name = match text("displayName") {
+        Some(d) => Some(d.to_string()),
+        None => {
+            let parts: Vec<&str> = [text("firstName"), text("lastName")]
+                .into_iter()
+                .flatten()
+                .collect();
+            (!parts.is_empty()).then(|| parts.join(" "))
+        }
+    };
+    match (name, text("email")) {
+        (Some(n), Some(e)) => format!("{n} <{e}>"),
+        (Some(n), None) => n,
+        (None, Some(e)) => e.to_string(),
+        (None, None) => match text("id") {
+            Some(id) => id.to_string(),
+            None => member.to_string(),
+        },
+    }
+}
+
+/// The `members` cell: every member formatted by [`format_member`], joined by `; `.
+pub(crate) fn format_members(members: &Value) -> String {
+    match members {
+        Value::Array(a) => a.iter().map(format_member).collect::<Vec<_>>().join("; "),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn headers_follow_the_tables() {
+        assert_eq!(FINDINGS_HEADER.len(), 21);
+        assert_eq!(FINDINGS_HEADER[0], "run_id");
+        assert_eq!(FINDINGS_HEADER[13], "change");
+        // The identity columns (§7) after the contract's, then the waiver metadata.
+        assert_eq!(
+            FINDINGS_HEADER[14..],
+            [
+                "location_id",
+                "location_name",
+                "phone_number",
+                "extension",
+                "waiver_ticket",
+                "waiver_owner",
+                "waiver_label"
+            ]
+        );
+        assert_eq!(LINES_HEADER.len(), 21);
+        assert_eq!(LINES_HEADER[10], "members");
+        assert_eq!(
+            LINES_HEADER[17..],
+            ["location_id", "location_name", "phone_number", "extension"]
+        );
+        for w in FINDINGS
+            .iter()
+            .map(|c| c.width)
+            .chain(LINES.iter().map(|c| c.width))
+        {
+            assert!((6.0..=60.0).contains(&w), "{w}");
+        }
+    }
+
+    #[test]
+    fn member_formats() {
+        let full = json!({"id": "p1", "displayName": "Alice Little", "firstName": "A",
+                          "email": "alice@example.com"});
+        assert_eq!(format_member(&full), "Alice Little <alice@example.com>");
+        let names = json!({"id": "p2", "firstName": "Bob", "lastName": "Johnson"});
+        assert_eq!(format_member(&names), "Bob Johnson");
+        let last_only = json!({"lastName": "Johnson", "email": "b@x.org"});
+        assert_eq!(format_member(&last_only), "Johnson <b@x.org>");
+        let email = json!({"id": "p3", "displayName": "  ", "email": "c@x.org"});
+        assert_eq!(format_member(&email), "c@x.org");
+        assert_eq!(format_member(&json!({"id": "p4"})), "p4");
+        assert_eq!(
+            format_member(&json!({"type": "PEOPLE"})),
+            r#"{"type":"PEOPLE"}"#
+        );
+        assert_eq!(
+            format_members(&json!([full, {"id": "p4"}])),
+            "Alice Little <alice@example.com>; p4"
+        );
+        assert_eq!(format_members(&json!([])), "");
+    }
+
+    fn line(settings: Option<Value>) -> LineReport {
+        LineReport {
+            index: 0,
+            id: "L".into(),
+            identity: crate::model::LineIdentity::unknown(),
+            status: crate::model::LineStatus::Compliant,
+            read_at: None,
+            settings,
+            findings: vec![],
+            error: None,
+        }
+    }
+
+    #[test]
+    fn setting_cells() {
+        let l = line(Some(
+            json!({"allowAutoAnswer": false, "connectionType": "ONE_WAY", "n": null}),
+        ));
+        assert_eq!(setting(&l, "allowAutoAnswer").to_text(), "false");
+        assert_eq!(setting(&l, "connectionType").to_text(), "ONE_WAY");
+        assert_eq!(setting(&l, "n").to_text(), "");
+        assert_eq!(setting(&l, "accessType").to_text(), "");
+        assert_eq!(setting(&line(None), "accessType").to_text(), "");
+    }
+
+    #[test]
+    fn cells_as_text() {
+        let t = chrono::TimeZone::with_ymd_and_hms(&Utc, 2026, 1, 2, 3, 4, 5).unwrap();
+        assert_eq!(Cell::Time(Some(t)).to_text(), "2026-01-02T03:04:05Z");
+        assert_eq!(Cell::Time(None).to_text(), "");
+        let d = NaiveDate::from_ymd_opt(2027, 1, 31);
+        assert_eq!(Cell::Date(d).to_text(), "2027-01-31");
+        assert_eq!(Cell::Number(Some(404)).to_text(), "404");
+        assert_eq!(Cell::Number(None).to_text(), "");
+        assert_eq!(Cell::Label("fail").to_text(), "fail");
+    }
+
+    #[test]
+    fn the_failing_filter_keeps_fail_waived_and_error() {
+        let kept: Vec<RuleStatus> = RuleStatus::ALL
+            .into_iter()
+            .filter(|s| FindingsFilter::Failing.keeps(*s))
+            .collect();
+        assert_eq!(
+            kept,
+            [RuleStatus::Fail, RuleStatus::Waived, RuleStatus::Error]
+        );
+        assert!(RuleStatus::ALL
+            .into_iter()
+            .all(|s| FindingsFilter::All.keeps(s)));
+    }
+}
