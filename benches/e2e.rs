@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo bench --bench e2e                   # every scenario, about 2 minutes
-//! cargo bench --bench e2e -- pace wxc       # only these (throughput, formats, wxc, pace, throttled)
+//! cargo bench --bench e2e -- pace wxc       # only these (throughput, all, formats, wxc, pace, throttled)
 //! PTT_BENCH_RUNS=5 cargo bench --bench e2e  # repeat throughput and wxc runs (default 3)
 //! ```
 //!
@@ -19,6 +19,9 @@
 //! Scenarios:
 //! - `throughput`: `--rate 0 --concurrency 64`, 10,000 and 100,000 lines: lines/s, CPU
 //!   seconds per 1,000 lines, peak RSS, and how much RSS grows per extra line.
+//! - `all`: `audit --all` (the lines listed from the API, page by page, audited as
+//!   they arrive) against an ID file of the same 100,000 lines, runs interleaved: peak
+//!   RSS (target: the same 64 MB), and throughput within 10% of the ID-file run's.
 //! - `pace`: `--rate 50`, 1,000 lines (20 s): achieved rate over configured (from the
 //!   server-side arrival times), and the most requests that started in any one second.
 //! - `throttled`: a server allowing 20 requests/s, `--rate 100`, 1,000 lines: wall time
@@ -61,6 +64,11 @@ const SERVER_LIMIT: f64 = 20.0;
 const THROTTLED_RATE: f64 = 100.0;
 const THROTTLED_LINES: usize = 1_000;
 const WXC_LINES: usize = 2_000;
+const ALL_LINES: usize = 100_000;
+
+// The root of a bench target looks for modules beside it, not in `e2e/`.
+#[path = "e2e/all.rs"]
+mod all;
 const FORMATS_LINES: usize = 100_000;
 /// `--format all` may take at most this much longer than `--format json,csv`.
 const FORMATS_TIME_RATIO: f64 = 1.5;
@@ -286,9 +294,9 @@ fn main() {
         "ptt-audit end-to-end benchmark ({} cores, ptt-audit at {BIN})",
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
-    if wanted("throughput") || wanted("wxc") || wanted("formats") {
-        let lines = if wanted("throughput") || wanted("formats") {
-            100_000
+    if wanted("throughput") || wanted("wxc") || wanted("all") || wanted("formats") {
+        let lines = if wanted("throughput") || wanted("all") || wanted("formats") {
+            ALL_LINES
         } else {
             WXC_LINES
         };
@@ -306,6 +314,9 @@ fn main() {
         );
         if wanted("throughput") {
             throughput(&mut launcher, &sim, dir.path(), runs, &mut table);
+        }
+        if wanted("all") {
+            all::all(&mut launcher, &sim, dir.path(), runs, &mut table);
         }
         if wanted("formats") {
             formats(&mut launcher, &sim, dir.path(), runs, &mut table);
@@ -370,17 +381,58 @@ fn audit_with(
     concurrency: usize,
     extra: &[&str],
 ) -> (Usage, Lines, Vec<(String, u64)>) {
+    let input = vec!["--lines".to_string(), ids.display().to_string()];
+    audit_run(
+        launcher,
+        sim,
+        &input,
+        lines_in(ids),
+        dir,
+        (rate, concurrency),
+        extra,
+    )
+}
+
+/// Runs `ptt-audit audit` with `input` (`--lines FILE`, `--all`, …) for about `lines`
+/// lines, and returns what it cost and what its report says.
+fn audit_input(
+    launcher: &mut Launcher,
+    sim: &RunningSimulator,
+    input: &[String],
+    lines: usize,
+    dir: &Path,
+    rate: f64,
+    concurrency: usize,
+) -> (Usage, Lines) {
+    let (usage, lines, _) = audit_run(launcher, sim, input, lines, dir, (rate, concurrency), &[]);
+    (usage, lines)
+}
+
+/// [`audit_input`] with more arguments (`extra`, after the others) and the size of each
+/// report file by its suffix.
+fn audit_run(
+    launcher: &mut Launcher,
+    sim: &RunningSimulator,
+    input: &[String],
+    lines: usize,
+    dir: &Path,
+    (rate, concurrency): (f64, usize),
+    extra: &[&str],
+) -> (Usage, Lines, Vec<(String, u64)>) {
     let out = dir.join("reports");
     let _ = std::fs::remove_dir_all(&out);
     let log = dir.join("audit.log");
     // Twice the slowest expected run, and at least a minute.
     let expected = match rate {
-        r if r > 0.0 => Duration::from_secs_f64(lines_in(ids) as f64 / r.min(SERVER_LIMIT)),
-        _ => Duration::from_secs_f64(lines_in(ids) as f64 / 1_000.0),
+        r if r > 0.0 => Duration::from_secs_f64(lines as f64 / r.min(SERVER_LIMIT)),
+        _ => Duration::from_secs_f64(lines as f64 / 1_000.0),
     };
-    let job = Job::new(BIN, &log, (expected * 2).max(Duration::from_secs(60)))
-        .args(["-q", "audit", "--lines"])
-        .arg(ids)
+    let mut job =
+        Job::new(BIN, &log, (expected * 2).max(Duration::from_secs(60))).args(["-q", "audit"]);
+    for a in input {
+        job = job.arg(a);
+    }
+    let job = job
         .args(["--base-url", &sim.base_url])
         .args(["--rate", &rate.to_string()])
         .args(["--concurrency", &concurrency.to_string()])

@@ -1,17 +1,17 @@
 //! `ptt-audit demo`: the whole job against the built-in simulator, no token needed.
-//! The job is the audit's own ([`crate::job::run`]) with settings the demo fills in.
+//! The job is the audit's own ([`crate::job::run`]) with settings the demo fills in:
+//! `--all`, as a new user would run it, so no ID appears anywhere.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::exit::Exit;
-use crate::input::InputLine;
 use crate::job::{self, Outcome, Progress};
 use crate::policy::PolicySet;
 use crate::settings::{
-    ApiSettings, AuditSettings, Rate, ReportSettings, DEFAULT_CONCURRENCY, DEFAULT_EVAL_TIMEOUT,
-    DEFAULT_MAX_BODY, DEFAULT_MAX_RETRIES, DEFAULT_MAX_STALL,
+    ApiSettings, AuditSettings, DiscoverySettings, Rate, ReportSettings, DEFAULT_CONCURRENCY,
+    DEFAULT_EVAL_TIMEOUT, DEFAULT_MAX_BODY, DEFAULT_MAX_RETRIES, DEFAULT_MAX_STALL,
 };
 use crate::simulator::{self, Faults, OAuthConfig, SimConfig, SimStatsSnapshot};
 use crate::webex::{parse_base_url, Credentials, Stop, TokenSource};
@@ -29,6 +29,10 @@ pub const DEMO_SEED: u64 = 7;
 pub const DEMO_RATE: f64 = 100.0;
 /// The demo's per-request timeout: short, so its injected stalls cost little.
 pub(crate) const DEMO_TIMEOUT: Duration = Duration::from_secs(1);
+/// Most lines a page of the demo's simulated listing holds, whatever `max` asks: the
+/// demo's few hundred lines then take several pages, as a real org's do.
+pub(crate) const DEMO_PAGE_LIMIT: usize = 100;
+
 /// Lifetime of the demo's access tokens: long enough that the first is not refreshed
 /// before the run (under 30 minutes it would be).
 const DEMO_TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
@@ -66,11 +70,13 @@ pub struct DemoOutcome {
 }
 
 impl DemoOutcome {
-    /// 0 when the audit read every line the simulated API has (its permanent 404s
-    /// aside), whatever the policies found; 3 otherwise.
+    /// 0 when the audit listed and read every line the simulated API has (its
+    /// permanent 404s aside), whatever the policies found; 3 otherwise.
     pub fn exit(&self) -> Exit {
         let l = &self.audit.summary.lines;
-        let all_read = l.not_audited == 0 && l.invalid == 0 && l.error <= self.stats.not_found;
+        let listed = self.audit.discovery.as_ref().is_none_or(|d| d.complete);
+        let all_read =
+            listed && l.not_audited == 0 && l.invalid == 0 && l.error <= self.stats.not_found;
         if all_read {
             Exit::Ok
         } else {
@@ -117,6 +123,10 @@ pub async fn run(
             // One throttling episode, early in the run, as a busy API would answer.
             throttle_windows: vec![(Duration::from_millis(800), Duration::from_secs(1))],
             slow_delay: Duration::from_secs(3),
+            listing: simulator::ListQuirks {
+                page_limit: Some(DEMO_PAGE_LIMIT),
+                ..simulator::ListQuirks::default()
+            },
             ..SimConfig::default()
         },
         "127.0.0.1:0".parse()?,
@@ -141,20 +151,18 @@ pub async fn run(
             formats: settings.formats,
             ..ReportSettings::defaults(settings.out)
         },
+        discovery: Some(DiscoverySettings::new(Vec::new())),
         eval_timeout: DEFAULT_EVAL_TIMEOUT,
     };
-    let lines = sim
-        .ids
-        .iter()
-        .map(|id| InputLine {
-            id: id.clone(),
-            name: None,
-            invalid: None,
-            origin: "simulator".into(),
-        })
-        .collect();
     let policies = Arc::new(policies);
-    let audit = job::run(&audit_settings, policies.clone(), lines, stop, progress).await;
+    let audit = job::run(
+        &audit_settings,
+        policies.clone(),
+        Vec::new(),
+        stop,
+        progress,
+    )
+    .await;
     let stats = sim.stats();
     sim.shutdown().await;
     drop(creds_dir);

@@ -6,14 +6,42 @@ use std::ops::ControlFlow;
 use chrono::NaiveDate;
 use serde::Serialize;
 
-use crate::model::{Finding, RuleStatus};
+use crate::model::{Finding, LineIdentity, RuleStatus};
 use crate::policy::expr::{self, Expr};
 use crate::policy::{PolicySet, Rule};
+
+/// The line being evaluated, as CEL's `line` sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct LineRef<'a> {
+    /// `line.id`.
+    pub id: &'a str,
+    /// `line.name`, `line.location_id`, `line.location_name`, `line.phone_number`,
+    /// `line.extension` (empty strings where unknown).
+    pub identity: &'a LineIdentity,
+}
+
+/// Evaluates every enabled rule, in rule order, on one line's settings, for a line
+/// known only by its ID (`line.name` and the rest are empty strings): see
+/// [`evaluate_line`].
+pub fn evaluate(
+    policies: &PolicySet,
+    line_id: &str,
+    settings: &serde_json::Value,
+    today: NaiveDate,
+) -> Vec<Finding> {
+    let unknown = LineIdentity::default();
+    let line = LineRef {
+        id: line_id,
+        identity: &unknown,
+    };
+    evaluate_line(policies, line, settings, today)
+}
 
 /// Evaluates every enabled rule, in rule order, on one line's settings.
 ///
 /// CEL sees each top-level field of `settings` under its own name (extra fields too),
-/// `members` as `[]` when absent or null, `line` as `{"id": line_id}` and `vars`.
+/// `members` as `[]` when absent or null, `line` as `{"id", "name", "location_id",
+/// "location_name", "phone_number", "extension"}` and `vars`.
 /// Settings that are not a JSON object make every rule `Error`.
 ///
 /// A failing rule with a waiver for this line is `Waived` while `today <= expires`;
@@ -22,14 +50,14 @@ use crate::policy::{PolicySet, Rule};
 ///
 /// This runs on the calling thread with no time limit: an audit runs rules through
 /// its evaluator instead, which bounds each one by `--eval-timeout`.
-pub fn evaluate(
+pub fn evaluate_line(
     policies: &PolicySet,
-    line_id: &str,
+    line: LineRef<'_>,
     settings: &serde_json::Value,
     today: NaiveDate,
 ) -> Vec<Finding> {
     let mut findings = Vec::new();
-    evaluate_each(policies, line_id, settings, today, 0, |f| {
+    evaluate_each(policies, line, settings, today, 0, |f| {
         findings.push(f);
         ControlFlow::Continue(())
     });
@@ -41,7 +69,7 @@ pub fn evaluate(
 /// watching the clock knows which rule is running; `each` may stop the evaluation.
 pub(crate) fn evaluate_each(
     policies: &PolicySet,
-    line_id: &str,
+    line: LineRef<'_>,
     settings: &serde_json::Value,
     today: NaiveDate,
     first: usize,
@@ -66,9 +94,9 @@ pub(crate) fn evaluate_each(
         return;
     };
     let mut ctx = policies.env.context();
-    expr::bind(&mut ctx, object, line_id, &policies.vars);
+    expr::bind(&mut ctx, object, line.id, line.identity, &policies.vars);
     for (index, rule) in rules {
-        if each(evaluate_rule(policies, index, rule, &ctx, line_id, today)).is_break() {
+        if each(evaluate_rule(policies, index, rule, &ctx, line.id, today)).is_break() {
             return;
         }
     }

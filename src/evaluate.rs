@@ -84,8 +84,9 @@ pub fn run(
         Ok(())
     })?;
     let stopped = stop.reason();
+    // Nothing is listed: the saved lines are all there is.
     let (exit, end, summary, paths) =
-        job::finish_reports(reports, settings.report.fail_on, stopped)?;
+        job::finish_reports(reports, settings.report.fail_on, stopped, None)?;
     tracing::info!(exit_code = exit.code(), "re-evaluation finished");
     Ok(Outcome {
         run: crate::report::run_object(&meta, &end, &policies),
@@ -95,22 +96,32 @@ pub fn run(
         exit,
         stopped,
         all_not_found: false,
+        discovery: None,
         auth_failure: None,
     })
 }
 
 /// One saved line as the new report has it.
-fn reevaluate(index: usize, line: SavedLine, policies: &PolicySet, today: NaiveDate) -> LineReport {
-    let name = line.name();
+fn reevaluate(
+    index: usize,
+    mut line: SavedLine,
+    policies: &PolicySet,
+    today: NaiveDate,
+) -> LineReport {
+    let identity = line.identity();
     match line.settings {
         Some(settings) if !settings.is_null() => {
-            let findings = eval::evaluate(policies, &line.id, &settings, today);
+            let at = eval::LineRef {
+                id: &line.id,
+                identity: &identity,
+            };
+            let findings = eval::evaluate_line(policies, at, &settings, today);
             LineReport {
                 index,
                 status: LineReport::status_from_findings(&findings),
                 findings,
                 id: line.id,
-                name,
+                identity: identity.clone(),
                 read_at: line.read_at,
                 settings: Some(settings),
                 error: None,
@@ -136,7 +147,7 @@ fn reevaluate(index: usize, line: SavedLine, policies: &PolicySet, today: NaiveD
             LineReport {
                 index,
                 id: line.id,
-                name,
+                identity,
                 status,
                 read_at: line.read_at,
                 settings: None,
@@ -148,10 +159,10 @@ fn reevaluate(index: usize, line: SavedLine, policies: &PolicySet, today: NaiveD
 }
 
 /// A line the re-evaluation did not get to before an interrupt.
-fn interrupted(index: usize, line: SavedLine) -> LineReport {
+fn interrupted(index: usize, mut line: SavedLine) -> LineReport {
     LineReport {
         index,
-        name: line.name(),
+        identity: line.identity(),
         id: line.id,
         status: LineStatus::NotAudited,
         read_at: None,
@@ -190,11 +201,16 @@ mod tests {
     fn a_read_line_is_evaluated_again_and_keeps_read_at_and_name() {
         let line = saved(serde_json::json!({
             "id": "L1", "status": "compliant", "read_at": "2026-11-01T10:00:00Z",
-            "settings": {"connectionType": "TWO_WAY"}, "line": {"name": "Lobby"}, "results": []}));
+            "settings": {"connectionType": "TWO_WAY"},
+            "line": {"name": "Lobby", "location_id": null, "location_name": "HQ",
+                     "phone_number": null, "extension": "2002"}, "results": []}));
         let r = reevaluate(4, line, &policies(), today());
         assert_eq!((r.index, r.status), (4, LineStatus::NonCompliant));
         assert_eq!(r.findings[0].status, RuleStatus::Fail);
-        assert_eq!(r.name.as_deref(), Some("Lobby"));
+        assert_eq!(r.name(), Some("Lobby"));
+        // The whole identity is kept, not only the name.
+        assert_eq!(r.identity.location_name.as_deref(), Some("HQ"));
+        assert_eq!(r.identity.extension.as_deref(), Some("2002"));
         assert_eq!(
             r.read_at.map(|t| t.to_rfc3339()),
             Some("2026-11-01T10:00:00+00:00".into())

@@ -31,7 +31,7 @@ use chrono::NaiveDate;
 use tokio::sync::Notify;
 
 use crate::eval;
-use crate::model::Finding;
+use crate::model::{Finding, LineIdentity};
 use crate::policy::PolicySet;
 use crate::webex::Stop;
 
@@ -129,6 +129,7 @@ impl Evaluator {
     pub(crate) async fn evaluate(
         &self,
         line_id: &str,
+        identity: &Arc<LineIdentity>,
         settings: &Arc<serde_json::Value>,
         stop: &Stop,
     ) -> Result<Vec<Finding>, String> {
@@ -138,6 +139,7 @@ impl Evaluator {
                 slot: Arc::new(Slot::default()),
                 policies: self.policies.clone(),
                 line_id: line_id.to_string(),
+                identity: identity.clone(),
                 settings: settings.clone(),
                 today: self.today,
                 first: findings.len(),
@@ -152,6 +154,7 @@ impl Evaluator {
                     let rule = self.enabled[findings.len()];
                     tracing::warn!(
                         line = line_id,
+                        line_name = identity.label(),
                         rule = self.policies.rules[rule].id.as_str(),
                         "{message}: result error"
                     );
@@ -161,7 +164,11 @@ impl Evaluator {
                     }
                 }
                 End::Unstarted(message) => {
-                    tracing::warn!(line = line_id, "{message}: results error");
+                    tracing::warn!(
+                        line = line_id,
+                        line_name = identity.label(),
+                        "{message}: results error"
+                    );
                     self.fill(&mut findings, &message);
                 }
             }
@@ -343,6 +350,7 @@ struct Job {
     slot: Arc<Slot>,
     policies: Arc<PolicySet>,
     line_id: String,
+    identity: Arc<LineIdentity>,
     settings: Arc<serde_json::Value>,
     today: NaiveDate,
     first: usize,
@@ -391,6 +399,7 @@ fn run(job: Job) -> bool {
         slot,
         policies,
         line_id,
+        identity,
         settings,
         today,
         first,
@@ -405,7 +414,11 @@ fn run(job: Job) -> bool {
         };
     }
     let outcome = catch_unwind(AssertUnwindSafe(|| {
-        eval::evaluate_each(&policies, &line_id, &settings, today, first, |f| {
+        let line = eval::LineRef {
+            id: &line_id,
+            identity: &identity,
+        };
+        eval::evaluate_each(&policies, line, &settings, today, first, |f| {
             let mut state = lock(&slot.state);
             if !matches!(state.phase, Phase::Running { .. }) {
                 return ControlFlow::Break(());

@@ -5,28 +5,37 @@
 //! report writers in input order through a bounded reorder window, so memory stays
 //! flat however many lines there are: no line's body is held once it is written.
 //!
+//! The lines are a stream: the explicit ones (`--lines`, `--line`) first, then, with
+//! `--all`, those the listing hands over page by page while the audit runs
+//! ([`crate::discovery`]); a bounded channel of one page lets listing run a page ahead
+//! and no further.
+//!
 //! The job prints nothing and handles no signal: its caller hands in the [`Stop`]
 //! signal (which an interrupt triggers) and a [`Progress`] it may draw from.
 
+use std::collections::HashSet;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use anyhow::Context as _;
 use chrono::Utc;
 use futures::StreamExt;
-use tokio::sync::Semaphore;
+use tokio::sync::{mpsc, Semaphore};
 
+use crate::discovery::{self, DiscoveryReport, Lister};
 use crate::eval;
 use crate::evaluator::Evaluator;
 use crate::exit::{Exit, UsageError};
 use crate::input::InputLine;
-use crate::model::{ErrorKind, LineError, LineReport, LineStatus};
+use crate::model::{ErrorKind, LineError, LineIdentity, LineReport, LineStatus};
 use crate::policy::PolicySet;
 use crate::report::{Reports, RunEnd, RunMeta, Summary};
-use crate::settings::{AuditSettings, FailOn, ReportSettings};
-use crate::webex::{AuthFailure, ClientConfig, Pace, Pacer, Stop, StopReason, WebexClient};
+use crate::settings::{ApiSettings, AuditSettings, FailOn, ReportSettings};
+use crate::webex::{
+    AuthFailure, ClientConfig, ClientError, Pace, Pacer, Stop, StopReason, WebexClient,
+};
 
 /// How far ahead of the oldest unfinished line the run may start lines: bounds the
 /// results held for reordering, independently of `--concurrency`.
@@ -38,11 +47,22 @@ pub(crate) const REORDER_WINDOW: usize = 1024;
 pub struct Progress {
     total: AtomicUsize,
     done: AtomicUsize,
+    listing: AtomicBool,
     /// The run's pacer, once it has one: the pace and the 429s are read live from it.
     pacer: Mutex<Option<Arc<Pacer>>>,
 }
 
 impl Progress {
+    /// True while `--all` is still listing lines (the total is still growing).
+    pub fn listing(&self) -> bool {
+        self.listing.load(Ordering::Relaxed)
+    }
+
+    /// Counts `n` more lines to do (`--all` lists them as the run goes).
+    pub(crate) fn add_total(&self, n: usize) {
+        self.total.fetch_add(n, Ordering::Relaxed);
+    }
+
     /// Lines finished so far: read (or given up) and evaluated, whatever their place in
     /// the input. A line counts when its result is ready, not when the in-order report
     /// writer reaches it, so a slow line does not hold the count back.
@@ -93,6 +113,8 @@ pub struct Outcome {
     pub stopped: Option<StopReason>,
     /// Every line requested answered 404: most likely a wrong `--base-url` or org.
     pub all_not_found: bool,
+    /// What `--all`'s listing did; `None` without `--all`.
+    pub discovery: Option<DiscoveryReport>,
     /// The JSON report's `run` object (for a machine-readable summary).
     pub run: serde_json::Value,
     /// The `--fail-on` the exit code was judged by.
@@ -101,8 +123,24 @@ pub struct Outcome {
     pub auth_failure: Option<AuthFailure>,
 }
 
-/// Runs one audit. Problems with the settings are errors (exit 2); everything that
-/// happens to individual lines ends up in the reports.
+/// The API client for `api`'s settings, stopped by `stop`.
+pub(crate) fn client_for(api: &ApiSettings, stop: &Stop) -> Result<WebexClient, ClientError> {
+    let config = ClientConfig {
+        base_url: api.base_url.clone(),
+        org_id: api.org_id.clone(),
+        timeout: api.timeout,
+        max_retries: api.max_retries,
+        rate: api.rate.per_second(),
+        max_body: api.max_body,
+        max_stall: api.max_stall,
+    };
+    WebexClient::new(&config, &api.token, stop.clone())
+}
+
+/// Runs one audit of `lines` (the explicit ones, deduplicated) and, with `--all`
+/// (`settings.discovery`), of every line listed that is not among them. Problems with
+/// the settings are errors (exit 2); everything that happens to individual lines, and
+/// to the listing, ends up in the reports.
 pub async fn run(
     settings: &AuditSettings,
     policies: Arc<PolicySet>,
@@ -114,17 +152,7 @@ pub async fn run(
     // Before anything else: a second run into the folder stops here, having requested
     // nothing. Held until this function returns.
     let _lock = crate::report::lock_out_dir(&out.out).map_err(UsageError::from)?;
-    let client_config = ClientConfig {
-        base_url: api.base_url.clone(),
-        org_id: api.org_id.clone(),
-        timeout: api.timeout,
-        max_retries: api.max_retries,
-        rate: api.rate.per_second(),
-        max_body: api.max_body,
-        max_stall: api.max_stall,
-    };
-    let client =
-        WebexClient::new(&client_config, &api.token, stop.clone()).map_err(UsageError::from)?;
+    let client = client_for(api, stop).map_err(UsageError::from)?;
     // A token that is missing or about to expire is refreshed (and saved) before the
     // first request; credentials that cannot give one stop the run here (exit 2).
     api.token.prepare().await.map_err(UsageError::from)?;
@@ -146,6 +174,7 @@ pub async fn run(
     *progress.pacer.lock().unwrap_or_else(|e| e.into_inner()) = Some(client.pacer().clone());
     tracing::info!(
         lines = total,
+        all = settings.discovery.is_some(),
         rules = policies.rules.len(),
         rate = ?api.rate,
         concurrency = api.concurrency,
@@ -164,9 +193,39 @@ pub async fn run(
     }));
     let permits = Arc::new(Semaphore::new(api.concurrency));
     let window = REORDER_WINDOW.max(api.concurrency * 4);
-    let mut results = futures::stream::iter(lines.into_iter().enumerate())
+
+    // With --all, the explicit lines are left out of the listing (each line once,
+    // explicit first): only their digests are kept.
+    let explicit: HashSet<u128> = match settings.discovery {
+        Some(_) => lines.iter().map(|l| discovery::digest(&l.id)).collect(),
+        None => HashSet::new(),
+    };
+    let mut lister = settings
+        .discovery
+        .as_ref()
+        .map(|d| Lister::new(&client, api, d));
+    let (pages_tx, pages_rx) = mpsc::channel::<Vec<InputLine>>(1);
+    progress.listing.store(lister.is_some(), Ordering::Relaxed);
+    let listing = async {
+        match lister.as_mut() {
+            Some(lister) => discovery::feed(lister, &explicit, pages_tx, &permits, progress).await,
+            // Nothing to list: the stream of listed lines ends at once.
+            None => drop(pages_tx),
+        }
+        progress.listing.store(false, Ordering::Relaxed);
+    };
+    let listed = futures::stream::unfold(pages_rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|page| (futures::stream::iter(page), rx))
+    })
+    .flatten();
+
+    let results = futures::stream::iter(lines)
+        .chain(listed)
+        .enumerate()
         .map(|(index, line)| {
-            let (id, name) = (line.id.clone(), line.name.clone());
+            let (id, identity) = (line.id.clone(), line.identity.clone());
             let policies_for_panic = policies.clone();
             let task = audit_line(
                 index,
@@ -179,7 +238,7 @@ pub async fn run(
             async move {
                 // A panic in one line's task must not sink the run.
                 let report = tokio::spawn(task).await.unwrap_or_else(|e| {
-                    panicked_line(index, id, name, &policies_for_panic, &e.to_string())
+                    panicked_line(index, id, identity, &policies_for_panic, &e.to_string())
                 });
                 // Counted here, as it completes: the writer below takes lines in input
                 // order, and would hold the count at a slow line while later ones finish.
@@ -189,21 +248,31 @@ pub async fn run(
         })
         .buffered(window);
 
-    let (mut read, mut requested, mut not_found) = (0usize, 0usize, 0usize);
-    while let Some(report) = results.next().await {
-        read += usize::from(report.read_at.is_some());
-        requested += usize::from(
-            report.read_at.is_some() || report.error.as_ref().is_some_and(|e| e.attempts > 0),
-        );
-        not_found += usize::from(report.error.as_ref().and_then(|e| e.http_status) == Some(404));
-        reports.write(report).context("cannot write the reports")?;
-    }
+    let auditing = async {
+        // Dropped when this block ends, error or not, which ends the listing too.
+        let mut results = std::pin::pin!(results);
+        let (mut read, mut requested, mut not_found) = (0usize, 0usize, 0usize);
+        while let Some(report) = results.next().await {
+            read += usize::from(report.read_at.is_some());
+            requested += usize::from(
+                report.read_at.is_some() || report.error.as_ref().is_some_and(|e| e.attempts > 0),
+            );
+            not_found +=
+                usize::from(report.error.as_ref().and_then(|e| e.http_status) == Some(404));
+            reports.write(report).context("cannot write the reports")?;
+        }
+        anyhow::Ok((read, requested, not_found))
+    };
+    let ((), audited) = tokio::join!(listing, auditing);
+    let (read, requested, not_found) = audited?;
+    let discovery = lister.map(Lister::report);
 
     // A refresh that a stopped line started still finishes (and saves the new tokens).
     api.token.settle().await;
     let stopped = stop.reason();
     let stem = reports.stem().to_string();
-    let (exit, end, summary, paths) = finish_reports(reports, out.fail_on, stopped)?;
+    let (exit, end, summary, paths) =
+        finish_reports(reports, out.fail_on, stopped, discovery.clone())?;
     let run = crate::report::run_object(&meta, &end, &policies);
     if let Some(keep) = out.keep {
         crate::report::retention::apply(&out.out, keep, &stem);
@@ -222,6 +291,7 @@ pub async fn run(
         exit,
         stopped,
         all_not_found: read == 0 && not_found > 1 && not_found == requested,
+        discovery,
         auth_failure: api.token.failure().await,
     })
 }
@@ -257,19 +327,23 @@ pub(crate) fn open_reports(
     .with_context(|| format!("cannot create reports in {}", out.out.display()))
 }
 
-/// Decides the exit code and puts the reports in place.
+/// Decides the exit code and puts the reports in place. `discovery` is what `--all`'s
+/// listing did (`None` without it): a listing that failed audited part of the org only.
 pub(crate) fn finish_reports(
     reports: Reports,
     fail_on: FailOn,
     stopped: Option<StopReason>,
+    discovery: Option<DiscoveryReport>,
 ) -> anyhow::Result<(Exit, RunEnd, Summary, Vec<PathBuf>)> {
-    let exit = exit_code(reports.summary(), fail_on, stopped);
+    let listed_all = discovery.as_ref().is_none_or(|d| d.complete);
+    let exit = exit_code(reports.summary(), fail_on, stopped, listed_all);
     let end = RunEnd {
         finished_at: Utc::now(),
         // A run stopped by a 401 (or the 403 rule) is incomplete even when the refused
-        // line was its last.
-        complete: stopped.is_none() && reports.summary().lines.not_audited == 0,
+        // line was its last; one whose listing failed audited part of the org only.
+        complete: stopped.is_none() && reports.summary().lines.not_audited == 0 && listed_all,
         exit_code: i32::from(exit.code()),
+        discovery,
     };
     let (summary, paths) = reports
         .finish(end.clone())
@@ -277,8 +351,14 @@ pub(crate) fn finish_reports(
     Ok((exit, end, summary, paths))
 }
 
-/// The contract's exit code for a finished run.
-pub(crate) fn exit_code(summary: &Summary, fail_on: FailOn, stopped: Option<StopReason>) -> Exit {
+/// The contract's exit code for a finished run; `listed_all` is false when `--all`'s
+/// listing failed (the audit then covers part of the org only).
+pub(crate) fn exit_code(
+    summary: &Summary,
+    fail_on: FailOn,
+    stopped: Option<StopReason>,
+    listed_all: bool,
+) -> Exit {
     match stopped {
         // Nothing useful was audited, and the cause is the invocation or the token.
         Some(StopReason::Unauthorized | StopReason::Forbidden { .. }) => return Exit::Usage,
@@ -289,7 +369,7 @@ pub(crate) fn exit_code(summary: &Summary, fail_on: FailOn, stopped: Option<Stop
         }
         Some(StopReason::Interrupted) | None => {}
     }
-    if summary.is_incomplete() {
+    if summary.is_incomplete() || !listed_all {
         return Exit::Incomplete;
     }
     let failed = fail_on
@@ -307,7 +387,7 @@ pub(crate) fn exit_code(summary: &Summary, fail_on: FailOn, stopped: Option<Stop
 fn panicked_line(
     index: usize,
     id: String,
-    name: Option<String>,
+    identity: Arc<LineIdentity>,
     policies: &PolicySet,
     panic: &str,
 ) -> LineReport {
@@ -318,7 +398,7 @@ fn panicked_line(
     LineReport {
         index,
         id,
-        name,
+        identity,
         status: LineStatus::Error,
         read_at: None,
         settings: None,
@@ -341,7 +421,7 @@ async fn audit_line(
         index,
         findings: eval::unreadable(policies, &error.message),
         id: line.id.clone(),
-        name: line.name.clone(),
+        identity: line.identity.clone(),
         status,
         read_at: None,
         settings: None,
@@ -363,16 +443,21 @@ async fn audit_line(
     match client.read_ptt(&line.id).await {
         Ok(f) => {
             let settings = Arc::new(f.settings);
-            let findings = match evaluator.evaluate(&line.id, &settings, &stop).await {
+            let evaluated = evaluator
+                .evaluate(&line.id, &line.identity, &settings, &stop)
+                .await;
+            let findings = match evaluated {
                 Ok(findings) => findings,
-                Err(panic) => return panicked_line(index, line.id, line.name, policies, &panic),
+                Err(panic) => {
+                    return panicked_line(index, line.id, line.identity, policies, &panic)
+                }
             };
             LineReport {
                 index,
                 status: LineReport::status_from_findings(&findings),
                 findings,
                 id: line.id,
-                name: line.name,
+                identity: line.identity,
                 read_at: Some(f.read_at),
                 // Evaluation is over, so this is the only holder unless a rule ran
                 // too long and its thread still holds a copy.
@@ -384,6 +469,7 @@ async fn audit_line(
         Err(e) => {
             tracing::warn!(
                 line = %line.id,
+                line_name = line.identity.label(),
                 kind = e.kind.as_str(),
                 status = e.http_status,
                 tracking_id = e.tracking_id.as_deref().unwrap_or(""),
@@ -469,7 +555,13 @@ mod tests {
         )
         .unwrap_or_else(|e| panic!("{e}"));
         let panic = tokio::spawn(async { panic!("boom") }).await.unwrap_err();
-        let report = panicked_line(7, "L7".into(), None, &policies, &panic.to_string());
+        let report = panicked_line(
+            7,
+            "L7".into(),
+            LineIdentity::unknown(),
+            &policies,
+            &panic.to_string(),
+        );
         assert_eq!((report.index, report.status), (7, LineStatus::Error));
         let error = report.error.expect("an error");
         assert_eq!(error.kind, ErrorKind::Internal);

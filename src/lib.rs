@@ -2,7 +2,7 @@
 //! declarative policies and writes JSON and CSV reports.
 //!
 //! The pipeline, one module a stage:
-//! [`input`] (IDs) → [`webex`] (fetch, paced and retried) → [`eval`] (pure policy
+//! [`input`] (IDs) or [`discovery`] (`--all`: the org's lines, listed) → [`webex`] (fetch, paced and retried) → [`eval`] (pure policy
 //! evaluation, run on threads of its own, each rule bounded in time) → [`report`]
 //! (streaming report formats), driven by [`job`] with checked [`settings`]. [`policy`] loads the rules, [`simulator`] stands in for the Webex API.
 //!
@@ -17,6 +17,7 @@ pub mod compare;
 pub mod config;
 #[cfg(feature = "simulator")]
 pub mod demo;
+pub mod discovery;
 pub mod eval;
 pub mod evaluate;
 mod evaluator;

@@ -4,8 +4,14 @@
 //! The serialised names here are the contract's (`CONTRACT.md` §5, §6): renaming a
 //! variant breaks users' scripts.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+
+mod identity;
+
+pub use identity::LineIdentity;
 
 /// How much a failing rule matters. Ordered: `Low < Medium < High < Critical`.
 #[derive(
@@ -294,8 +300,8 @@ pub struct LineReport {
     pub index: usize,
     /// The virtual-line ID exactly as given.
     pub id: String,
-    /// A display name, when the input (a CSV) carried one.
-    pub name: Option<String>,
+    /// Name, location and numbers, as far as known (from listing or a CSV input).
+    pub identity: Arc<LineIdentity>,
     /// The line's overall status.
     pub status: LineStatus,
     /// When the settings were read.
@@ -309,6 +315,11 @@ pub struct LineReport {
 }
 
 impl LineReport {
+    /// The line's name, when known.
+    pub fn name(&self) -> Option<&str> {
+        self.identity.name.as_deref()
+    }
+
     /// Derives the line status from its findings, per the contract: any `fail` makes it
     /// `non_compliant`; otherwise any `error` makes it `error`; else `compliant`.
     pub fn status_from_findings(findings: &[Finding]) -> LineStatus {

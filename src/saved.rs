@@ -15,13 +15,14 @@ use std::fs::File;
 use std::io::BufReader;
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::de::{self, DeserializeOwned, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess};
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
-use crate::model::{LineError, LineStatus, RuleStatus};
+use crate::model::{LineError, LineIdentity, LineStatus, RuleStatus};
 use crate::report::SCHEMA_VERSION;
 
 /// Why a saved report cannot be used (exit 2: the user named the file).
@@ -127,10 +128,10 @@ pub(crate) struct SavedLine {
     name: Option<String>,
     /// The identity object (`CONTRACT.md` §7), when the report has one.
     #[serde(default)]
-    line: Option<SavedIdentity>,
+    line: Option<LineIdentity>,
 }
 
-/// `lines[].line`: only the name is used here.
+/// `lines[].line`, as `--previous` uses it: only the name.
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct SavedIdentity {
     #[serde(default)]
@@ -139,11 +140,27 @@ pub(crate) struct SavedIdentity {
 
 impl SavedLine {
     /// The line's name: the identity's, else the top-level `name`.
+    #[cfg(test)]
     pub(crate) fn name(&self) -> Option<String> {
         self.line
             .as_ref()
             .and_then(|l| l.name.clone())
             .or_else(|| self.name.clone())
+    }
+
+    /// The line's identity as the report saved it (`lines[].line`), its name falling
+    /// back to the top-level `name` (a report without `line` objects); the shared
+    /// unknown identity when there is neither.
+    pub(crate) fn identity(&mut self) -> Arc<LineIdentity> {
+        let mut identity = self.line.take().unwrap_or_default();
+        if identity.name.is_none() {
+            identity.name = self.name.take();
+        }
+        if identity.is_unknown() {
+            LineIdentity::unknown()
+        } else {
+            Arc::new(identity)
+        }
     }
 }
 

@@ -40,6 +40,9 @@ pub const DEFAULT_MAX_BODY: u64 = 8 * 1024 * 1024;
 pub const DEFAULT_MAX_STALL: Duration = Duration::from_secs(10 * 60);
 /// Default `--fail-on`.
 pub const DEFAULT_FAIL_ON: FailOn = FailOn::Low;
+/// Lines asked for per page of the listing (`max`) with `--all` and `ptt-audit lines`.
+/// The API may answer fewer; listing follows `next` links until there is none.
+pub const LIST_PAGE_SIZE: usize = 1000;
 /// Default `--findings`: every result.
 pub const DEFAULT_FINDINGS: FindingsFilter = FindingsFilter::All;
 /// Default `--warn-expiring`: waivers expiring within this many days are named.
@@ -234,6 +237,25 @@ impl ReportSettings {
     }
 }
 
+/// `--all` (and `ptt-audit lines`): list the org's virtual lines from the API.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DiscoverySettings {
+    /// `--location-id`: only lines of these locations; empty = every location.
+    pub location_ids: Vec<String>,
+    /// Lines asked for per page (`max`).
+    pub page_size: usize,
+}
+
+impl DiscoverySettings {
+    /// Every line of the org, or of `location_ids` when there are some.
+    pub fn new(location_ids: Vec<String>) -> DiscoverySettings {
+        DiscoverySettings {
+            location_ids,
+            page_size: LIST_PAGE_SIZE,
+        }
+    }
+}
+
 /// Everything one audit run needs besides its policies and its lines: shared by
 /// `audit` and `demo`.
 #[derive(Debug, Clone)]
@@ -242,6 +264,8 @@ pub struct AuditSettings {
     pub api: ApiSettings,
     /// The report side.
     pub report: ReportSettings,
+    /// `--all`: the lines listed from the API are audited too (after the explicit ones).
+    pub discovery: Option<DiscoverySettings>,
     /// How long one rule may run on one line before its result is `error`.
     pub eval_timeout: Duration,
 }

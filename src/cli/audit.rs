@@ -8,8 +8,8 @@ use ptt_audit::exit::{Exit, UsageError};
 use ptt_audit::job::{self, Progress};
 use ptt_audit::report::Format;
 use ptt_audit::settings::{
-    parse_size, ApiSettings, AuditSettings, FailOn, Rate, ReportSettings, CONFIG_ENV,
-    DEFAULT_CONCURRENCY, DEFAULT_FINDINGS, DEFAULT_MAX_RETRIES, DEFAULT_OUT,
+    parse_size, ApiSettings, AuditSettings, DiscoverySettings, FailOn, Rate, ReportSettings,
+    CONFIG_ENV, DEFAULT_CONCURRENCY, DEFAULT_FINDINGS, DEFAULT_MAX_RETRIES, DEFAULT_OUT,
     DEFAULT_WARN_EXPIRING_DAYS, MAX_CONCURRENCY, PREVIOUS_LATEST, TOKEN_ENV,
 };
 use ptt_audit::webex::{
@@ -30,6 +30,15 @@ pub struct AuditArgs {
     /// A virtual-line ID to audit. Repeatable.
     #[arg(long = "line", value_name = "ID")]
     pub line: Vec<String>,
+
+    /// Audit every virtual line of the org, listed from the API page by page (after
+    /// any given with --lines/--line; each line once).
+    #[arg(long)]
+    pub all: bool,
+
+    /// With --all: only lines of this location (its ID). Repeatable.
+    #[arg(long = "location-id", value_name = "ID", requires = "all", value_parser = parse_location_id)]
+    pub location_id: Vec<String>,
 
     /// Organization to audit, sent as `orgId` on every request (partner admins).
     #[arg(long, value_name = "ORG", env = "WEBEX_ORG_ID")]
@@ -155,6 +164,15 @@ pub(crate) fn parse_formats(s: &str) -> Result<FormatList, String> {
         .map_err(|e| e.to_string())
 }
 
+/// A `--location-id`: sent as a query parameter, so anything but blank will do.
+pub(super) fn parse_location_id(s: &str) -> Result<String, String> {
+    let id = s.trim();
+    if id.is_empty() || id.chars().any(char::is_control) {
+        return Err("a location ID must not be empty or hold control characters".into());
+    }
+    Ok(id.to_string())
+}
+
 fn parse_concurrency(s: &str) -> Result<usize, String> {
     match s.trim().parse::<usize>() {
         Ok(n) if (1..=MAX_CONCURRENCY).contains(&n) => Ok(n),
@@ -168,7 +186,7 @@ pub(super) fn parse_timeout(s: &str) -> Result<Duration, String> {
     parse_duration(s, "the timeout", "30s or 2m")
 }
 
-fn parse_max_stall(s: &str) -> Result<Duration, String> {
+pub(super) fn parse_max_stall(s: &str) -> Result<Duration, String> {
     parse_duration(s, "--max-stall", "10m or 1h")
 }
 
@@ -231,6 +249,9 @@ impl AuditArgs {
                 max_stall: self.max_stall,
             },
             report,
+            discovery: self
+                .all
+                .then(|| DiscoverySettings::new(self.location_id.clone())),
             eval_timeout: self.eval_timeout,
         })
     }
@@ -271,7 +292,13 @@ pub async fn run(args: AuditArgs, ui: &Ui) -> anyhow::Result<Exit> {
     if let Some(loose) = args.token_file.as_deref().and_then(loose_token_file) {
         ui.tell(super::ui::Tone::Warn, &format!("warning: {loose}"));
     }
-    let lines = ptt_audit::input::collect(&args.lines, &args.line).map_err(UsageError::from)?;
+    // With --all the listing may be all there is: no explicit ID is fine then.
+    let lines = if args.all {
+        ptt_audit::input::collect_any(&args.lines, &args.line)
+    } else {
+        ptt_audit::input::collect(&args.lines, &args.line)
+    }
+    .map_err(UsageError::from)?;
     let policies = Arc::new(policies);
     let (stop, progress) = (Stop::default(), Arc::new(Progress::default()));
     let mut attended = ui.attend(&stop, &progress);
@@ -347,6 +374,30 @@ mod tests {
                 .to_string();
             assert!(err.contains("--eval-timeout"), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn all_and_location_ids_resolve_to_discovery() {
+        let s = parse(&[]).resolve(Some("tok".into())).expect("resolves");
+        assert_eq!(s.discovery, None);
+        let s = parse(&["--all", "--location-id", " L1 ", "--location-id", "L2"])
+            .resolve(Some("tok".into()))
+            .expect("resolves");
+        let d = s.discovery.expect("--all");
+        assert_eq!(d.location_ids, ["L1", "L2"]);
+        assert_eq!(d.page_size, ptt_audit::settings::LIST_PAGE_SIZE);
+    }
+
+    #[test]
+    fn location_id_without_all_or_blank_is_refused() {
+        let err = Wrapper::try_parse_from(["audit", "--location-id", "L1"])
+            .expect_err("needs --all")
+            .to_string();
+        assert!(err.contains("--all"), "{err}");
+        let err = Wrapper::try_parse_from(["audit", "--all", "--location-id", " "])
+            .expect_err("blank")
+            .to_string();
+        assert!(err.contains("must not be empty"), "{err}");
     }
 
     #[test]

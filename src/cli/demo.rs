@@ -84,17 +84,19 @@ pub async fn run(args: DemoArgs, ui: &Ui) -> anyhow::Result<Exit> {
         return Ok(demo.exit());
     }
     ui.print(&format!(
-        "\nWhat you just saw: ptt-audit read {} simulated virtual lines from a local stand-in \
-         for the Webex API, which answered {} requests with these troubles: {} throttled (429), \
-         {} server errors, {} dropped connections, {} broken bodies, {} slow answers, {} bodies \
-         over --max-body, {} error messages echoing the token, {} wrong-typed fields. It paced, \
-         paused and retried through them (no echoed token reached a log or report) and \
-         evaluated {} with {}.\n\
+        "\nWhat you just saw: ptt-audit listed and read {} simulated virtual lines from a \
+         local stand-in for the Webex API, which answered {} requests with these troubles: {} \
+         throttled (429), {} server errors, {} dropped connections, {} broken bodies, {} slow \
+         answers, {} bodies over --max-body, {} error messages echoing the token, {} \
+         wrong-typed fields. It paced, paused and retried through them (no echoed token \
+         reached a log or report) and evaluated {} with {}.\n\
          {}\
          (The exit code above is what `audit` would return for these results; the demo itself \
          exits 0 when every line that exists was read.)\n\
-         To audit your real lines: put their IDs in ids.txt and your token in token.txt, then run\n  \
-         ptt-audit audit --lines ids.txt --token-file token.txt\n",
+         To audit your real lines: put your token in token.txt, then run\n  \
+         ptt-audit audit --all --token-file token.txt\n\
+         (`ptt-audit lines --out lines.csv` lists them first, to trim in a spreadsheet and \
+         audit with --lines lines.csv.)\n",
         demo.audit.summary.lines.total,
         stats.requests,
         stats.throttled,

@@ -13,6 +13,7 @@ pub mod config;
 mod demo;
 mod evaluate;
 mod init;
+mod lines;
 pub mod log;
 pub mod progress;
 mod report_args;
@@ -29,7 +30,7 @@ pub use self::ui::Ui;
 /// policies, and writes JSON, CSV, xlsx and HTML reports.
 ///
 /// Start with `ptt-audit demo` (no token needed), then `ptt-audit check-policies`, then
-/// `ptt-audit audit --lines ids.txt --token-file token.txt`.
+/// `ptt-audit audit --all --token-file token.txt`.
 #[derive(Debug, Parser)]
 #[command(name = "ptt-audit", version, about, long_about)]
 pub struct Cli {
@@ -80,6 +81,12 @@ enum Command {
     Auth(auth::AuthArgs),
     /// Validate policy files and list their rules and waivers (exit 0 valid, 2 invalid).
     CheckPolicies(check::CheckArgs),
+    /// List the org's virtual lines as CSV (id,name,location_id,location_name,
+    /// phone_number,extension), ready for `audit --lines`.
+    ///
+    /// Exit codes: 0 every page listed; 2 bad invocation or token; 3 listing failed
+    /// part-way (a file given with --out is then not written).
+    Lines(lines::LinesArgs),
     /// Write the baseline policy pack, an example site policy and an example config
     /// file into DIR, to start from (never overwrites a file).
     Init(init::InitArgs),
@@ -105,6 +112,7 @@ impl Cli {
             Command::CheckPolicies(args) => check::run(args, ui),
             Command::Init(args) => init::run(args, ui),
             Command::Audit(args) => ui::run_async(ui::Threads::One, audit::run(args, ui)),
+            Command::Lines(args) => ui::run_async(ui::Threads::One, lines::run(args, ui)),
             Command::Evaluate(args) => ui::run_async(ui::Threads::One, evaluate::run(args, ui)),
             Command::Auth(args) => ui::run_async(ui::Threads::One, auth::run(args, ui)),
             #[cfg(feature = "simulator")]

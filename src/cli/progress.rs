@@ -81,6 +81,8 @@ pub struct Snapshot {
     pub pace: Option<Pace>,
     /// 429s so far.
     pub throttled: u64,
+    /// `--all` is still listing lines: `total` is still growing.
+    pub listing: bool,
 }
 
 /// The text beside the bar, e.g.
@@ -92,6 +94,11 @@ pub fn render(s: &Snapshot) -> String {
         .unwrap_or(100);
     let left = s.total.saturating_sub(s.done);
     let (rate, eta) = match s.rate {
+        // The total is not known yet: no ETA from a part of it.
+        _ if s.listing => (
+            s.rate.map_or("-/s".to_string(), per_second),
+            "-".to_string(),
+        ),
         _ if left == 0 => (per_second(s.rate.unwrap_or(0.0)), "0s".to_string()),
         Some(r) if r > 0.0 => (per_second(r), whole_seconds(left as f64 / r)),
         _ => ("-/s".to_string(), "-".to_string()),
@@ -102,8 +109,10 @@ pub fn render(s: &Snapshot) -> String {
         Some(Pace::PerSecond(r)) => format!("  pace {}", per_second(r)),
         Some(Pace::Paused(d)) => format!("  paused {}", whole_seconds(d.as_secs_f64())),
     };
+    // While `--all` still lists, the total grows: say so.
+    let more = if s.listing { "+ (listing)" } else { "" };
     format!(
-        "{}/{} lines {percent}%  {rate}  ETA {eta}{pace}  429s {}",
+        "{}/{}{more} lines {percent}%  {rate}  ETA {eta}{pace}  429s {}",
         s.done, s.total, s.throttled
     )
 }
@@ -257,6 +266,7 @@ impl View {
             rate,
             pace: progress.pace(),
             throttled: progress.throttled(),
+            listing: progress.listing(),
         };
         *self.text.lock().unwrap_or_else(|e| e.into_inner()) = render(&snapshot);
         self.bar.update(|state| {
@@ -282,6 +292,7 @@ mod tests {
             rate,
             pace: Some(Pace::PerSecond(10.0)),
             throttled: 0,
+            listing: false,
         }
     }
 
@@ -294,6 +305,7 @@ mod tests {
                 rate: Some(12.34),
                 pace: Some(Pace::PerSecond(8.5)),
                 throttled: 3,
+                listing: false,
             }),
             "37/50 lines 74%  12.3/s  ETA 2s  pace 8.5/s  429s 3"
         );
@@ -304,6 +316,7 @@ mod tests {
                 rate: Some(250.0),
                 pace: Some(Pace::Unlimited),
                 throttled: 0,
+                listing: false,
             }),
             "0/10000 lines 0%  250/s  ETA 40s  pace unlimited  429s 0"
         );
@@ -314,6 +327,18 @@ mod tests {
         assert_eq!(
             render(&paused),
             "5/9000 lines 0%  2.0/s  ETA 1h 14m 58s  paused 1m 2s  429s 0"
+        );
+    }
+
+    #[test]
+    fn while_listing_the_total_is_marked_growing_and_there_is_no_eta() {
+        let listing = Snapshot {
+            listing: true,
+            ..snapshot(40, 100, Some(5.0))
+        };
+        assert_eq!(
+            render(&listing),
+            "40/100+ (listing) lines 40%  5.0/s  ETA -  pace 10.0/s  429s 0"
         );
     }
 

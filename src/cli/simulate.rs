@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use ptt_audit::exit::Exit;
-use ptt_audit::simulator::{self, Faults, OAuthConfig, SimConfig};
+use ptt_audit::simulator::{self, FailingPage, Faults, ListQuirks, OAuthConfig, SimConfig};
 
 /// `ptt-audit simulate`: a simulated Webex API on your machine, for trying ptt-audit
 /// without a Webex account.
@@ -64,6 +64,24 @@ pub struct SimulateArgs {
     /// without one are accepted.
     #[arg(long, value_name = "ORG")]
     pub org_id: Option<String>,
+
+    /// List endpoint: at most N lines a page, whatever `max` asks (the real API may
+    /// answer fewer than asked; the last page is the one without a next link).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..), help_heading = "List endpoint quirks")]
+    pub page_limit: Option<u64>,
+
+    /// List endpoint: next links point at ORIGIN (e.g. http://127.0.0.1:9) instead of
+    /// this server, as a hostile or misconfigured proxy would.
+    #[arg(long, value_name = "ORIGIN", help_heading = "List endpoint quirks")]
+    pub next_origin: Option<String>,
+
+    /// List endpoint: next links leave out orgId, as the real API sometimes does.
+    #[arg(long, help_heading = "List endpoint quirks")]
+    pub next_drops_org: bool,
+
+    /// List endpoint: page K answers 503, for good (K) or N times (K:N).
+    #[arg(long, value_name = "K[:N]", help_heading = "List endpoint quirks")]
+    pub fail_page: Option<FailingPage>,
 
     /// Serve a token endpoint (`POST /v1/access_token`) that accepts this refresh
     /// token, for trying `--credentials`. Then only the access tokens it hands out (and
@@ -156,6 +174,14 @@ impl SimulateArgs {
             throttle_windows: Vec::new(),
             slow_delay: self.slow_delay,
             record_arrivals: false,
+            listing: ListQuirks {
+                page_limit: self
+                    .page_limit
+                    .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+                next_origin: self.next_origin,
+                next_drops_org: self.next_drops_org,
+                failing_page: self.fail_page,
+            },
         };
         (config, self.listen, self.ids_out)
     }
@@ -273,6 +299,13 @@ mod tests {
             "ORG",
             "--ids-out",
             "ids.txt",
+            "--page-limit",
+            "7",
+            "--next-drops-org",
+            "--fail-page",
+            "3:2",
+            "--next-origin",
+            "http://127.0.0.1:9",
         ])
         .unwrap();
         let (config, listen, ids_out) = cli.args.into_config();
@@ -283,6 +316,18 @@ mod tests {
         assert_eq!(config.org_id.as_deref(), Some("ORG"));
         assert_eq!(listen, "127.0.0.1:0".parse::<SocketAddr>().unwrap());
         assert_eq!(ids_out, Some("ids.txt".into()));
+        assert_eq!(
+            config.listing,
+            ListQuirks {
+                page_limit: Some(7),
+                next_origin: Some("http://127.0.0.1:9".into()),
+                next_drops_org: true,
+                failing_page: Some(FailingPage {
+                    page: 3,
+                    times: Some(2)
+                }),
+            }
+        );
         let defaults = Cli::try_parse_from(["simulate"])
             .unwrap()
             .args
@@ -290,6 +335,10 @@ mod tests {
             .0;
         assert_eq!((defaults.lines, defaults.seed), (200, 1));
         assert_eq!(defaults.faults, Faults::NONE);
+        assert_eq!(defaults.listing, ListQuirks::default());
+        assert!(Cli::try_parse_from(["simulate", "--fail-page", "0"]).is_err());
+        assert!(Cli::try_parse_from(["simulate", "--fail-page", "2:x"]).is_err());
+        assert!(Cli::try_parse_from(["simulate", "--page-limit", "0"]).is_err());
         assert!(defaults.oauth.is_none());
         let oauth = Cli::try_parse_from([
             "simulate",

@@ -100,13 +100,21 @@ impl Ui {
             }
             self.print(&format!("{object}\n"));
         } else {
-            self.print(&ptt_audit::report::render_summary(
-                &outcome.summary,
-                policies,
-                &outcome.paths,
-                i32::from(outcome.exit.code()),
-                outcome.fail_on,
-                warn_expiring_days,
+            let listed = outcome
+                .discovery
+                .as_ref()
+                .map(ptt_audit::report::render_discovery)
+                .unwrap_or_default();
+            self.print(&format!(
+                "{listed}{}",
+                ptt_audit::report::render_summary(
+                    &outcome.summary,
+                    policies,
+                    &outcome.paths,
+                    i32::from(outcome.exit.code()),
+                    outcome.fail_on,
+                    warn_expiring_days,
+                )
             ));
         }
     }
@@ -120,6 +128,14 @@ impl Ui {
 
     /// Tells on stderr why a run stopped early or what its answers hint at.
     pub fn tell_problems(&self, outcome: &Outcome) {
+        if let Some(hint) = outcome
+            .discovery
+            .as_ref()
+            .and_then(|d| d.error.as_ref())
+            .and_then(listing_hint)
+        {
+            self.tell(Tone::Warn, hint);
+        }
         let unread = if outcome.summary.lines.not_audited > 0 {
             "Lines not read are marked not_audited; reports were written."
         } else {
@@ -188,6 +204,30 @@ impl Ui {
         let bar = (!self.quiet && !self.json && std::io::stderr().is_terminal())
             .then(|| Bar::start(progress.clone()));
         Attended { signals, bar }
+    }
+
+    /// Interrupts turned into the stop signal, without a progress line.
+    pub fn attend_quietly(&self, stop: &Stop) -> Attended {
+        Attended {
+            signals: tokio::spawn(watch_signals(stop.clone())),
+            bar: None,
+        }
+    }
+}
+
+/// What to check when listing the lines failed with this error, if a hint helps.
+pub fn listing_hint(error: &ptt_audit::model::LineError) -> Option<&'static str> {
+    match error.http_status {
+        Some(403) => Some(
+            "hint: listing the virtual lines answered 403 Forbidden: the token may lack the \
+             scope spark-admin:telephony_config_read, or may not administer the org \
+             --org-id names",
+        ),
+        Some(404) => Some(
+            "hint: listing the virtual lines answered 404 Not Found: check that --base-url \
+             ends in /v1 (https://webexapis.com/v1)",
+        ),
+        _ => None,
     }
 }
 

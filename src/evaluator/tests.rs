@@ -57,7 +57,9 @@ async fn a_line_is_evaluated_as_eval_evaluate_does() {
     ]);
     let ev = evaluator(&p, Duration::from_secs(60), 2, 1);
     for settings in [line(2), line(0), Arc::new(json!([1]))] {
-        let got = ev.evaluate("L1", &settings, &Stop::default()).await;
+        let got = ev
+            .evaluate("L1", &LineIdentity::unknown(), &settings, &Stop::default())
+            .await;
         let want = eval::evaluate(&p, "L1", &settings, today());
         let got = got.expect("no panic");
         assert_eq!(statuses(&got), statuses(&want), "{settings}");
@@ -66,7 +68,7 @@ async fn a_line_is_evaluated_as_eval_evaluate_does() {
     }
     // Evaluation is over: the settings came back to their only holder.
     let settings = line(1);
-    ev.evaluate("L1", &settings, &Stop::default())
+    ev.evaluate("L1", &LineIdentity::unknown(), &settings, &Stop::default())
         .await
         .expect("no panic");
     assert_eq!(Arc::strong_count(&settings), 1);
@@ -77,7 +79,7 @@ async fn a_rule_past_the_timeout_is_error_and_the_rest_of_the_line_still_runs() 
     let p = policies(&[("A", "true"), ("SLOW", SLOW), ("B", "size(members) > 0")]);
     let ev = evaluator(&p, TIMEOUT, 1, 1);
     let findings = ev
-        .evaluate("L1", &line(600), &Stop::default())
+        .evaluate("L1", &LineIdentity::unknown(), &line(600), &Stop::default())
         .await
         .expect("no panic");
     assert_eq!(
@@ -110,7 +112,7 @@ async fn with_every_thread_stuck_evaluations_error_instead_of_queueing_forever()
     let ev = evaluator(&p, TIMEOUT, 1, 0);
     let stop = Stop::default();
     let findings = ev
-        .evaluate("L1", &line(600), &stop)
+        .evaluate("L1", &LineIdentity::unknown(), &line(600), &stop)
         .await
         .expect("no panic");
     assert_eq!(
@@ -125,7 +127,10 @@ async fn with_every_thread_stuck_evaluations_error_instead_of_queueing_forever()
         message(&findings[1]).starts_with("evaluation took too long (over 150ms waiting"),
         "{findings:?}"
     );
-    let small = ev.evaluate("L2", &line(1), &stop).await.expect("no panic");
+    let small = ev
+        .evaluate("L2", &LineIdentity::unknown(), &line(1), &stop)
+        .await
+        .expect("no panic");
     assert_eq!(
         statuses(&small),
         [(0, RuleStatus::Error), (1, RuleStatus::Error)]
@@ -135,7 +140,10 @@ async fn with_every_thread_stuck_evaluations_error_instead_of_queueing_forever()
     // pool from hanging the test.)
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        let again = ev.evaluate("L2", &line(1), &stop).await.expect("no panic");
+        let again = ev
+            .evaluate("L2", &LineIdentity::unknown(), &line(1), &stop)
+            .await
+            .expect("no panic");
         if statuses(&again) == [(0, RuleStatus::Pass), (1, RuleStatus::Pass)] {
             break;
         }
@@ -160,7 +168,8 @@ async fn an_interrupt_cuts_a_running_rule_whatever_the_timeout() {
         }
     };
     let big = line(600);
-    let (findings, ()) = tokio::join!(ev.evaluate("L1", &big, &stop), interrupt);
+    let unknown = LineIdentity::unknown();
+    let (findings, ()) = tokio::join!(ev.evaluate("L1", &unknown, &big, &stop), interrupt);
     let findings = findings.expect("no panic");
     assert_eq!(
         statuses(&findings),
@@ -176,7 +185,10 @@ async fn an_interrupt_cuts_a_running_rule_whatever_the_timeout() {
     );
 
     // After the interrupt a quick line is still evaluated in full.
-    let quick = ev.evaluate("L2", &line(1), &stop).await.expect("no panic");
+    let quick = ev
+        .evaluate("L2", &LineIdentity::unknown(), &line(1), &stop)
+        .await
+        .expect("no panic");
     assert_eq!(
         statuses(&quick),
         [(0, RuleStatus::Pass), (1, RuleStatus::Pass)]

@@ -11,7 +11,10 @@ use std::io::{BufRead, Read};
 use std::path::Path;
 use std::sync::Arc;
 
-use super::{invalid_reason, InputError, InputLine, Origin, ID_COLUMNS, NAME_COLUMNS};
+use super::{
+    invalid_reason, InputError, InputLine, Origin, IDENTITY_COLUMNS, ID_COLUMNS, NAME_COLUMNS,
+};
+use crate::model::LineIdentity;
 use crate::report::unneutralise;
 
 /// Drops the `\r` of a line ending in `\r\n`.
@@ -250,7 +253,11 @@ pub(super) fn parse_csv<R: BufRead>(
             found: headers.iter().collect::<Vec<_>>().join(","),
         });
     };
-    let name_col = find(&NAME_COLUMNS);
+    // `name` first, then the rest, in `LineIdentity::FIELDS` order.
+    let identity_cols: Vec<(&str, usize)> = std::iter::once(("name", find(&NAME_COLUMNS)))
+        .chain(IDENTITY_COLUMNS.iter().map(|c| (*c, find(&[*c]))))
+        .filter_map(|(field, col)| Some((field, col?)))
+        .collect();
     let mut record = ::csv::StringRecord::new();
     loop {
         match reader.read_record(&mut record) {
@@ -285,16 +292,29 @@ pub(super) fn parse_csv<R: BufRead>(
         }
         out.push(InputLine {
             id: id.to_string(),
-            name: name_col
-                .and_then(|c| record.get(c))
-                .map(unneutralise)
-                .filter(|s| !s.is_empty())
-                .map(str::to_string),
+            identity: identity(&identity_cols, &record),
             invalid: invalid_reason(id),
             origin: Origin::at(source, line),
         });
     }
     Ok(())
+}
+
+/// The identity in a record's identity columns (`(field, column)` pairs): cells as
+/// written before the reports neutralised them; empty cells are unknown.
+fn identity(cols: &[(&str, usize)], record: &::csv::StringRecord) -> Arc<LineIdentity> {
+    let mut identity = LineIdentity::default();
+    for &(field, col) in cols {
+        let value = record.get(col).map(unneutralise).filter(|s| !s.is_empty());
+        if let (Some(slot), Some(value)) = (identity.field_mut(field), value) {
+            *slot = Some(value.to_string());
+        }
+    }
+    if identity.is_unknown() {
+        LineIdentity::unknown()
+    } else {
+        Arc::new(identity)
+    }
 }
 
 /// The error for a failed read: the quoting problem that stopped the reader, if that
@@ -344,10 +364,37 @@ mod tests {
         let text = "# exported\nrun_id,Line_ID,line_name,status\nr1,abc,Lobby,compliant\nr1,\"d,e\",\"Zoë\",x\n";
         let got = parse(Path::new("f.csv"), text).unwrap();
         assert_eq!(ids(&got), ["abc", "d,e"]);
-        assert_eq!(got[0].name.as_deref(), Some("Lobby"));
-        assert_eq!(got[1].name.as_deref(), Some("Zoë"));
+        assert_eq!(got[0].identity.name.as_deref(), Some("Lobby"));
+        assert_eq!(got[1].identity.name.as_deref(), Some("Zoë"));
         assert_eq!(got[0].origin.to_string(), "f.csv:3");
         assert_eq!(got[1].invalid, None);
+    }
+
+    #[test]
+    fn identity_columns_of_the_inventory_and_the_reports_read_back() {
+        let text = "id,name,location_id,location_name,phone_number,extension\n\
+                    L1,'=Lobby,LOC1,HQ,'+19845550100,2002\nL2,,,,,\n";
+        let got = parse(Path::new("lines.csv"), text).unwrap();
+        assert_eq!(
+            got[0].identity.values(),
+            [
+                Some("=Lobby"),
+                Some("LOC1"),
+                Some("HQ"),
+                Some("+19845550100"),
+                Some("2002")
+            ]
+        );
+        assert!(got[1].identity.is_unknown());
+        // A lines report: line_id first of the ID names, identity columns at the end.
+        let text =
+            "run_id,line_id,line_name,status,location_id,location_name,phone_number,extension\n\
+                    r,L3,Dock,compliant,LOC2,Berlin,,7\n";
+        let got = parse(Path::new("r.csv"), text).unwrap();
+        assert_eq!(ids(&got), ["L3"]);
+        assert_eq!(got[0].identity.label().as_deref(), Some("Dock (Berlin)"));
+        assert_eq!(got[0].identity.phone_number, None);
+        assert_eq!(got[0].identity.extension.as_deref(), Some("7"));
     }
 
     #[test]
@@ -396,8 +443,8 @@ mod tests {
         )
         .unwrap();
         assert_eq!(ids(&got), ["a", "b", "c"]);
-        assert_eq!(got[0].name.as_deref(), Some("Say \"hi\""));
-        assert_eq!(got[1].name.as_deref(), Some("two\nlines"));
+        assert_eq!(got[0].identity.name.as_deref(), Some("Say \"hi\""));
+        assert_eq!(got[1].identity.name.as_deref(), Some("two\nlines"));
         assert_eq!(got[2].origin.to_string(), "f.csv:5");
     }
 
@@ -465,6 +512,6 @@ mod tests {
         assert_eq!(ids(&got), ["a\0x", "b"]);
         assert!(got[0].invalid.is_some());
         assert_eq!(got[1].invalid, None);
-        assert_eq!(got[1].name.as_deref(), Some("B\0"));
+        assert_eq!(got[1].identity.name.as_deref(), Some("B\0"));
     }
 }

@@ -1,4 +1,5 @@
 //! Reading the virtual-line IDs to audit: `--lines FILE|-` (plain or CSV) and `--line ID`.
+//! (`--all` lists them from the API instead: see [`crate::discovery`].)
 //!
 //! Order is kept, duplicates are dropped (first position wins), and malformed IDs are
 //! kept as `invalid` entries so that they appear in the reports without ever being
@@ -15,6 +16,8 @@ use std::sync::Arc;
 
 use thiserror::Error;
 
+use crate::model::LineIdentity;
+
 /// Longest ID the contract accepts.
 pub(crate) const MAX_ID_LEN: usize = 512;
 
@@ -24,13 +27,19 @@ pub(crate) const ID_COLUMNS: [&str; 4] = ["id", "virtualLineId", "virtual_line_i
 /// CSV header names (case-insensitive) that hold a display name for the line.
 pub(crate) const NAME_COLUMNS: [&str; 4] = ["line_name", "name", "displayName", "display_name"];
 
+/// CSV header names (case-insensitive) of the other identity columns, each the name
+/// of the [`LineIdentity`] field it fills: the inventory (`ptt-audit lines`) and both
+/// CSV reports spell them alike, so either reads back with its identity.
+pub(crate) const IDENTITY_COLUMNS: [&str; 4] =
+    ["location_id", "location_name", "phone_number", "extension"];
+
 /// One ID to audit, in input order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InputLine {
     /// The ID, trimmed.
     pub(crate) id: String,
-    /// A display name, when a CSV input carried one.
-    pub(crate) name: Option<String>,
+    /// Name, location and numbers, when a CSV input or the listing gave them.
+    pub(crate) identity: Arc<LineIdentity>,
     /// Why the ID is invalid; `None` for a valid ID.
     pub(crate) invalid: Option<String>,
     /// Where it came from (`file:line` or `--line`), for messages.
@@ -53,6 +62,16 @@ impl Origin {
         Origin {
             source: Arc::clone(source),
             line: NonZeroUsize::new(line),
+        }
+    }
+}
+
+impl Origin {
+    /// A source without line numbers, shared by every line from it.
+    pub(crate) fn labelled(source: &Arc<str>) -> Origin {
+        Origin {
+            source: Arc::clone(source),
+            line: None,
         }
     }
 }
@@ -122,7 +141,10 @@ pub enum InputError {
         message: String,
     },
     /// Nothing to audit.
-    #[error("no virtual-line IDs given: pass --lines FILE (or -) and/or --line ID")]
+    #[error(
+        "no virtual-line IDs given: pass --all (every line of the org), --lines FILE (or -) \
+         and/or --line ID"
+    )]
     NoIds,
 }
 
@@ -153,6 +175,16 @@ pub(crate) fn invalid_reason(id: &str) -> Option<String> {
 /// read a line at a time (never whole), and duplicates are found without copying
 /// any ID (see `dedupe`).
 pub fn collect(files: &[PathBuf], ids: &[String]) -> Result<Vec<InputLine>, InputError> {
+    let out = collect_any(files, ids)?;
+    if out.is_empty() {
+        return Err(InputError::NoIds);
+    }
+    Ok(out)
+}
+
+/// As [`collect`], but an empty result is fine: with `--all`, the listing may be all
+/// there is to audit (and an ID file may be empty on purpose).
+pub fn collect_any(files: &[PathBuf], ids: &[String]) -> Result<Vec<InputLine>, InputError> {
     let mut out = Vec::new();
     for file in files {
         read_into(file, &mut out)?;
@@ -162,14 +194,11 @@ pub fn collect(files: &[PathBuf], ids: &[String]) -> Result<Vec<InputLine>, Inpu
         out.push(InputLine {
             invalid: invalid_reason(&id),
             id,
-            name: None,
+            identity: LineIdentity::unknown(),
             origin: "--line".into(),
         });
     }
     dedupe(&mut out);
-    if out.is_empty() {
-        return Err(InputError::NoIds);
-    }
     out.shrink_to_fit();
     Ok(out)
 }
@@ -241,7 +270,7 @@ fn parse_from<R: BufRead>(
         if !line.is_empty() && !line.starts_with('#') {
             out.push(InputLine {
                 id: line.to_string(),
-                name: None,
+                identity: LineIdentity::unknown(),
                 invalid: invalid_reason(line),
                 origin: Origin::at(&source, n + 1),
             });
@@ -315,7 +344,7 @@ mod tests {
         let text = "\u{feff}\r\nid,name\r\nx,X\r\ny,Y\r\n";
         let got = parse(Path::new("g.csv"), text).unwrap();
         assert_eq!(ids(&got), ["x", "y"]);
-        assert_eq!(got[0].name.as_deref(), Some("X"));
+        assert_eq!(got[0].identity.name.as_deref(), Some("X"));
         assert_eq!(got[0].origin.to_string(), "g.csv:3");
         assert_eq!(got[1].origin.to_string(), "g.csv:4");
     }
@@ -372,10 +401,13 @@ mod tests {
     }
 
     #[test]
-    fn no_ids_at_all_is_an_error() {
+    fn no_ids_at_all_is_an_error_unless_the_listing_may_add_some() {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("empty.txt");
         std::fs::write(&f, "# nothing\n\n").unwrap();
-        assert!(matches!(collect(&[f], &[]), Err(InputError::NoIds)));
+        let err = collect(std::slice::from_ref(&f), &[]).unwrap_err();
+        assert!(matches!(err, InputError::NoIds));
+        assert!(err.to_string().contains("--all"), "{err}");
+        assert!(collect_any(&[f], &[]).unwrap().is_empty());
     }
 }

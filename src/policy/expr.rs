@@ -15,7 +15,9 @@ use cel::common::types::{
 use cel::common::value::Val;
 use cel::{Context, Env, Program, Value};
 
+use super::fields::LINE_FIELDS;
 use super::raw::Pos;
+use crate::model::LineIdentity;
 
 /// The CEL environment every policy expression is compiled and run with: the standard
 /// library plus the `strings` (`lowerAscii`, `split`, `join`, `format`, ...) and
@@ -147,13 +149,16 @@ fn object_to_val<'v>(map: &'v serde_json::Map<String, serde_json::Value>) -> Cel
 }
 
 /// Binds a line's variables, as the contract describes them: every top-level field of
-/// `settings` under its own name, `members` as `[]` when absent or null, `line` as
-/// `{"id": line_id}` and `vars`. `line` and `vars` are bound last, so an API field of
-/// the same name cannot hide them.
+/// `settings` under its own name, `members` as `[]` when absent or null, `line` with
+/// [`LINE_FIELDS`] (`line.id`, and the identity's parts as strings, empty when
+/// unknown, so that `line.location_name == 'Lobby'` is simply false for a line whose
+/// location nobody told us) and `vars`. `line` and `vars` are bound last, so an API
+/// field of the same name cannot hide them.
 pub(crate) fn bind<'v>(
     ctx: &mut Context<'_, 'v>,
     settings: &'v serde_json::Map<String, serde_json::Value>,
     line_id: &'v str,
+    identity: &'v LineIdentity,
     vars: &'v serde_json::Map<String, serde_json::Value>,
 ) {
     for (name, value) in settings {
@@ -165,11 +170,14 @@ pub(crate) fn bind<'v>(
     {
         ctx.add_variable_as_val("members", Box::new(CelList::from(Vec::new())));
     }
-    let mut line = HashMap::with_capacity(1);
-    line.insert(
-        CelMapKey::from("id"),
-        Box::new(CelString::from(line_id)) as Box<dyn Val + 'v>,
-    );
+    let mut line = HashMap::with_capacity(LINE_FIELDS.len());
+    let values = std::iter::once(Some(line_id)).chain(identity.values());
+    for (field, value) in LINE_FIELDS.into_iter().zip(values) {
+        line.insert(
+            CelMapKey::from(field),
+            Box::new(CelString::from(value.unwrap_or(""))) as Box<dyn Val + 'v>,
+        );
+    }
     ctx.add_variable_as_val("line", Box::new(CelMap::from(line)));
     ctx.add_variable_as_val("vars", Box::new(object_to_val(vars)));
 }
@@ -187,8 +195,13 @@ mod tests {
             .as_object()
             .cloned()
             .unwrap_or_default();
+        let identity = LineIdentity {
+            name: Some("Lobby Paging".into()),
+            location_name: Some("HQ".into()),
+            ..LineIdentity::default()
+        };
         let mut ctx = env.context();
-        bind(&mut ctx, &settings, "L1", &vars);
+        bind(&mut ctx, &settings, "L1", &identity, &vars);
         program.execute(&ctx)
     }
 
@@ -239,6 +252,17 @@ mod tests {
                 json!({"line": "api"})
             ),
             Ok(Value::from("L1/example.com"))
+        );
+    }
+
+    #[test]
+    fn line_identity_is_bound_with_empty_strings_for_the_unknown() {
+        assert_eq!(
+            eval(
+                "line.name + '@' + line.location_name + '#' + line.extension + line.phone_number + line.location_id",
+                json!({})
+            ),
+            Ok(Value::from("Lobby Paging@HQ#"))
         );
     }
 }

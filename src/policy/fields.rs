@@ -26,8 +26,16 @@ pub(crate) const MEMBER_FIELDS: &[&str] = &[
 pub(crate) const NUMBER_FIELDS: &[&str] =
     &["external", "extension", "routingPrefix", "esn", "primary"];
 
-/// Fields of `line`, which the tool binds (not the API).
-pub(crate) const LINE_FIELDS: &[&str] = &["id"];
+/// Fields of `line`, which the tool binds (not the API): the ID, then the line's
+/// identity (`CONTRACT.md` §7; empty strings when unknown).
+pub(crate) const LINE_FIELDS: [&str; 6] = [
+    "id",
+    "name",
+    "location_id",
+    "location_name",
+    "phone_number",
+    "extension",
+];
 
 /// Names CEL sees at the top level whatever the API returns: the documented settings
 /// fields, then `line` and `vars`.

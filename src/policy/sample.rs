@@ -28,6 +28,7 @@ use serde_json::json;
 use super::expr::{self, CelEnv, Expr, ExprKey};
 use super::fields::{top_names, MEMBER_FIELDS, NUMBER_FIELDS};
 use super::suggest::closest;
+use crate::model::LineIdentity;
 
 /// A documented person, every field filled (the API page's example member).
 pub(super) fn person() -> serde_json::Value {
@@ -110,12 +111,20 @@ impl Samples {
         vars: &serde_json::Map<String, serde_json::Value>,
     ) -> Option<String> {
         let key = which.as_str();
+        // Every part known: the parts are strings either way, empty when unknown.
+        let identity = LineIdentity {
+            name: Some("Lobby Paging".into()),
+            location_id: Some("Y2lzY29zcGFyazovL3VzL0xPQ0FUSU9OLzE".into()),
+            location_name: Some("HQ".into()),
+            phone_number: Some("+19845550100".into()),
+            extension: Some("2002".into()),
+        };
         for (what, sample) in &self.0 {
             let Some(settings) = sample.as_object() else {
                 continue;
             };
             let mut ctx = env.context();
-            expr::bind(&mut ctx, settings, "SAMPLE-LINE-ID", vars);
+            expr::bind(&mut ctx, settings, "SAMPLE-LINE-ID", &identity, vars);
             match e.run(&ctx) {
                 Ok(v) => {
                     let ok = match which {

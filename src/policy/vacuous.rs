@@ -100,12 +100,14 @@ pub(super) fn cannot_fail(
         return None;
     }
     let (mut tried, mut applied) = (0usize, 0usize);
+    // Rules that read `line` are not judged here (no sample stands for a line).
+    let identity = crate::model::LineIdentity::default();
     for list in &lists {
         // The member list is bound (converted) once per list, the settings per sample.
         let mut settings = Map::new();
         settings.insert("members".into(), list.clone());
         let mut outer = env.context();
-        expr::bind(&mut outer, &settings, "SAMPLE-LINE-ID", vars);
+        expr::bind(&mut outer, &settings, "SAMPLE-LINE-ID", &identity, vars);
         for auto in &autos {
             for c in &connection {
                 for a in &access {

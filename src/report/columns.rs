@@ -103,11 +103,27 @@ pub(crate) struct LineRow<'r> {
 }
 
 fn name_of(line: &LineReport) -> &str {
-    line.name.as_deref().unwrap_or("")
+    line.identity.name.as_deref().unwrap_or("")
+}
+
+fn location_id_of(line: &LineReport) -> &str {
+    line.identity.location_id.as_deref().unwrap_or("")
+}
+
+fn location_name_of(line: &LineReport) -> &str {
+    line.identity.location_name.as_deref().unwrap_or("")
+}
+
+fn phone_number_of(line: &LineReport) -> &str {
+    line.identity.phone_number.as_deref().unwrap_or("")
+}
+
+fn extension_of(line: &LineReport) -> &str {
+    line.identity.extension.as_deref().unwrap_or("")
 }
 
 /// The findings table, in contract order.
-pub(crate) const FINDINGS: [Column<FindingCell>; 17] = [
+pub(crate) const FINDINGS: [Column<FindingCell>; 21] = [
     Column {
         name: "run_id",
         width: 36.0,
@@ -178,6 +194,27 @@ pub(crate) const FINDINGS: [Column<FindingCell>; 17] = [
         width: 12.0,
         cell: |r| Cell::Label(r.finding.change.map(|c| c.as_str()).unwrap_or("")),
     },
+    // The line's identity (`CONTRACT.md` §7), at the end of the contract's columns.
+    Column {
+        name: "location_id",
+        width: 36.0,
+        cell: |r| Cell::text(location_id_of(r.line)),
+    },
+    Column {
+        name: "location_name",
+        width: 24.0,
+        cell: |r| Cell::text(location_name_of(r.line)),
+    },
+    Column {
+        name: "phone_number",
+        width: 16.0,
+        cell: |r| Cell::text(phone_number_of(r.line)),
+    },
+    Column {
+        name: "extension",
+        width: 10.0,
+        cell: |r| Cell::text(extension_of(r.line)),
+    },
     // The waiver's free-text metadata, after the contract's columns as it allows.
     Column {
         name: "waiver_ticket",
@@ -197,7 +234,7 @@ pub(crate) const FINDINGS: [Column<FindingCell>; 17] = [
 ];
 
 /// The lines table, in contract order.
-pub(crate) const LINES: [Column<LineCell>; 17] = [
+pub(crate) const LINES: [Column<LineCell>; 21] = [
     Column {
         name: "run_id",
         width: 36.0,
@@ -306,6 +343,26 @@ pub(crate) const LINES: [Column<LineCell>; 17] = [
                     .unwrap_or(""),
             )
         },
+    }, // The line's identity (`CONTRACT.md` §7), at the end.
+    Column {
+        name: "location_id",
+        width: 36.0,
+        cell: |r| Cell::text(location_id_of(r.line)),
+    },
+    Column {
+        name: "location_name",
+        width: 24.0,
+        cell: |r| Cell::text(location_name_of(r.line)),
+    },
+    Column {
+        name: "phone_number",
+        width: 16.0,
+        cell: |r| Cell::text(phone_number_of(r.line)),
+    },
+    Column {
+        name: "extension",
+        width: 10.0,
+        cell: |r| Cell::text(extension_of(r.line)),
     },
 ];
 
@@ -464,10 +521,28 @@ mod tests {
 
     #[test]
     fn headers_follow_the_tables() {
-        assert_eq!(FINDINGS_HEADER.len(), 17);
+        assert_eq!(FINDINGS_HEADER.len(), 21);
         assert_eq!(FINDINGS_HEADER[0], "run_id");
         assert_eq!(FINDINGS_HEADER[13], "change");
+        // The identity columns (§7) after the contract's, then the waiver metadata.
+        assert_eq!(
+            FINDINGS_HEADER[14..],
+            [
+                "location_id",
+                "location_name",
+                "phone_number",
+                "extension",
+                "waiver_ticket",
+                "waiver_owner",
+                "waiver_label"
+            ]
+        );
+        assert_eq!(LINES_HEADER.len(), 21);
         assert_eq!(LINES_HEADER[10], "members");
+        assert_eq!(
+            LINES_HEADER[17..],
+            ["location_id", "location_name", "phone_number", "extension"]
+        );
         for w in FINDINGS
             .iter()
             .map(|c| c.width)
@@ -504,7 +579,7 @@ mod tests {
         LineReport {
             index: 0,
             id: "L".into(),
-            name: None,
+            identity: crate::model::LineIdentity::unknown(),
             status: crate::model::LineStatus::Compliant,
             read_at: None,
             settings,

@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use super::drift::{Changes, WaiverEntry};
 use super::effective_findings;
+use super::spotlight::Spotlight;
 use crate::compare::RemovedLine;
 use crate::model::{Change, LineReport, LineStatus, RuleStatus, Severity};
 use crate::policy::PolicySet;
@@ -182,6 +183,9 @@ pub struct Summary {
     /// Changes since the previous report; only with `--previous`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub changes: Option<Changes>,
+    /// The few lines the human summary names. Not part of the JSON `summary` object.
+    #[serde(skip)]
+    pub spotlight: Spotlight,
     /// Every waiver's state and days left, in `PolicySet::waivers` order; filled when
     /// the run finishes. Not part of the JSON `summary` object (the report's `waivers`).
     #[serde(skip)]
@@ -199,6 +203,8 @@ impl Summary {
     /// attributed to a severity; the writers report it as an error.
     pub(crate) fn add(&mut self, line: &LineReport, policies: &PolicySet) {
         self.lines.bump(line.status);
+        let mut failed = Vec::new();
+        let mut worst = None;
         for f in effective_findings(line, policies).iter() {
             self.results.bump(f.status);
             if let Some(change) = f.change {
@@ -211,9 +217,12 @@ impl Summary {
                 if let Some(rule) = policies.rules.get(f.rule) {
                     self.fail_by_severity.bump(rule.severity);
                     *self.failing_rules.entry(f.rule).or_insert(0) += 1;
+                    failed.push(rule.id.as_str());
+                    worst = worst.max(Some(rule.severity));
                 }
             }
         }
+        self.spotlight.add(line, &failed, worst);
     }
 
     /// `fail` results whose rule is at least `threshold` severe (for `--fail-on`).

@@ -7,12 +7,17 @@
 //! back from the spool one object at a time and embedded as it was written: memory
 //! holds one line at a time.
 //!
+//! `lines[].line` is the line's identity (`name`, `location_id`, `location_name`,
+//! `phone_number`, `extension`, each a string or null) and `run.discovery` what
+//! `--all`'s listing did (null without `--all`), as `CONTRACT.md` §7 says.
+//!
 //! Extra keys (allowed by the contract, never renamed): `rules[].enabled`,
-//! `description`, `remediation`, `references`; `lines[].name` (the input's name, or
-//! null); `results[].waiver` (`{reason, expires, state, ticket, owner, label}`, only
-//! when a waiver matched); `waivers[].ticket`, `owner`, `label` (null when not given)
-//! and `days_left`; `run.source_report` (`evaluate`, else null); with a previous
-//! report, `removed_lines` (before `lines`, which stays last).
+//! `description`, `remediation`, `references`; `lines[].name` (the line's name, or
+//! null: the same as `lines[].line.name`); `results[].waiver` (`{reason, expires,
+//! state, ticket, owner, label}`, only when a waiver matched); `waivers[].ticket`,
+//! `owner`, `label` (null when not given) and `days_left`; `run.discovery.skipped`;
+//! `run.source_report` (`evaluate`, else null); with a previous report,
+//! `removed_lines` (before `lines`, which stays last).
 
 use std::cell::RefCell;
 use std::io::{self, BufRead, Write};
@@ -30,7 +35,8 @@ use super::{
     effective_findings, rfc3339, ReportError, ReportWriter, RunEnd, RunMeta, Summary, WaiverState,
 };
 use crate::compare::RemovedLine;
-use crate::model::{Change, LineError, LineReport, LineStatus, RuleStatus, Severity};
+use crate::discovery::DiscoveryReport;
+use crate::model::{Change, LineError, LineIdentity, LineReport, LineStatus, RuleStatus, Severity};
 use crate::policy::{PolicySet, PolicySource, Waiver};
 
 /// The `schema_version` this writer produces.
@@ -77,11 +83,12 @@ struct JsonRun<'a> {
     complete: bool,
     exit_code: i32,
     policies: &'a [PolicySource],
+    discovery: Option<&'a DiscoveryReport>,
     source_report: Option<&'a super::SourceReport>,
 }
 
 impl<'a> JsonRun<'a> {
-    fn new(meta: &'a RunMeta, end: &RunEnd, policies: &'a PolicySet) -> JsonRun<'a> {
+    fn new(meta: &'a RunMeta, end: &'a RunEnd, policies: &'a PolicySet) -> JsonRun<'a> {
         JsonRun {
             id: &meta.run_id,
             started_at: rfc3339(&meta.started_at),
@@ -91,6 +98,7 @@ impl<'a> JsonRun<'a> {
             complete: end.complete,
             exit_code: end.exit_code,
             policies: &policies.sources,
+            discovery: end.discovery.as_ref(),
             source_report: meta.source_report.as_ref(),
         }
     }
@@ -153,6 +161,7 @@ struct JsonLine<'a> {
     results: Vec<JsonResult<'a>>,
     error: Option<&'a LineError>,
     name: Option<&'a str>,
+    line: &'a LineIdentity,
 }
 
 #[derive(Serialize)]
@@ -260,7 +269,8 @@ impl ReportWriter for JsonWriter {
             settings: line.settings.as_ref(),
             results,
             error: line.error.as_ref(),
-            name: line.name.as_deref(),
+            name: line.name(),
+            line: &line.identity,
         };
         let path = self.spool.path().to_path_buf();
         // Compact JSON escapes every newline inside strings, so the spool holds exactly

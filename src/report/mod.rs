@@ -30,11 +30,13 @@ pub mod csv;
 mod drift;
 mod format;
 mod html;
+pub mod inventory;
 mod json;
 mod lock;
 mod naming;
 pub(crate) mod retention;
 mod set;
+mod spotlight;
 mod summary;
 mod xlsx;
 
@@ -59,7 +61,8 @@ pub(crate) use self::json::SCHEMA_VERSION;
 pub(crate) use self::lock::lock_out_dir;
 pub use self::lock::{LockError, OutLock, LOCK_FILE};
 pub use self::set::Reports;
-pub use self::summary::render_summary;
+pub use self::spotlight::{Named, Spotlight};
+pub use self::summary::{render_discovery, render_summary};
 
 /// What is known about the run when it starts.
 #[derive(Debug, Clone)]
@@ -100,10 +103,12 @@ fn ser_rfc3339<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S
 pub struct RunEnd {
     /// End time.
     pub finished_at: DateTime<Utc>,
-    /// False when the run stopped early (a 401, a signal).
+    /// False when the run stopped early (a 401, a signal), or `--all`'s listing failed.
     pub complete: bool,
     /// The process exit code.
     pub exit_code: i32,
+    /// What `--all`'s listing did (`run.discovery`); `None` without `--all`.
+    pub discovery: Option<crate::discovery::DiscoveryReport>,
 }
 
 pub(crate) use crate::eval::WaiverState;

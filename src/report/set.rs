@@ -311,7 +311,7 @@ mod tests {
         LineReport {
             index,
             id: format!("L{index}"),
-            name: None,
+            identity: crate::model::LineIdentity::unknown(),
             status: LineStatus::Compliant,
             read_at: None,
             settings: Some(serde_json::json!({})),
@@ -335,6 +335,7 @@ mod tests {
             finished_at: chrono::Utc::now(),
             complete: true,
             exit_code: 0,
+            discovery: None,
         }
     }
 

@@ -4,6 +4,7 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use super::{Summary, WaiverState};
+use crate::discovery::DiscoveryReport;
 use crate::model::Severity;
 use crate::policy::{PolicySet, Rule};
 use crate::settings::FailOn;
@@ -99,6 +100,43 @@ pub fn render_summary(
         }
     }
 
+    let spot = &summary.spotlight;
+    if !spot.failing.is_empty() {
+        let shown = spot.failing.len();
+        let failing_lines = l.non_compliant;
+        let _ = writeln!(
+            out,
+            "\nLines with the most severe failures ({shown} of {failing_lines}):"
+        );
+        let w = spot
+            .failing
+            .iter()
+            .map(|n| n.label.chars().count())
+            .max()
+            .unwrap_or(0);
+        for n in &spot.failing {
+            let sev = n.severity.map_or("", Severity::as_str);
+            let pad = w - n.label.chars().count();
+            let _ = writeln!(
+                out,
+                "  {sev:<8}  {}{}  {}",
+                n.label,
+                " ".repeat(pad),
+                n.detail
+            );
+        }
+    }
+    if !spot.unread.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nLines not read ({} of {}):",
+            spot.unread.len(),
+            l.error + l.invalid
+        );
+        for n in &spot.unread {
+            let _ = writeln!(out, "  {}: {}", n.label, n.detail);
+        }
+    }
     waivers(&mut out, summary, policies);
     let expiring: Vec<_> = summary
         .waivers
@@ -178,6 +216,9 @@ pub(crate) fn exit_meaning(exit_code: i32, summary: &Summary, fail_on: Option<Fa
         1 => format!("some rule failed at or above {fail_on}"),
         2 => "bad invocation, configuration, policy or credentials; nothing useful was audited"
             .to_string(),
+        3 if not_read == 0 => {
+            "the audit is incomplete: listing the lines (--all) failed, see above".to_string()
+        }
         3 => {
             format!("the audit is incomplete: {not_read} line(s) are error, invalid or not_audited")
         }
@@ -220,6 +261,44 @@ fn waivers(out: &mut String, summary: &Summary, policies: &PolicySet) {
             w.expires
         );
     }
+}
+
+/// One line for the summary about `--all`'s listing: how many lines on how many
+/// pages, or why it stopped early. Printed before [`render_summary`]'s text.
+pub fn render_discovery(d: &DiscoveryReport) -> String {
+    let scope = match d.location_ids.len() {
+        0 => "every location".to_string(),
+        1 => "1 location".to_string(),
+        n => format!("{n} locations"),
+    };
+    let pages = match d.pages {
+        1 => "1 page".to_string(),
+        n => format!("{n} pages"),
+    };
+    let mut out = match &d.error {
+        None if d.listed == 0 => {
+            format!(
+                "Listed:  no virtual lines ({scope}): the org has none there, nothing to audit.\n"
+            )
+        }
+        None => format!(
+            "Listed:  {} virtual lines ({scope}) on {pages}.\n",
+            d.listed
+        ),
+        Some(e) => format!(
+            "Listed:  {} virtual lines ({scope}) on {pages}, then listing FAILED: {}\n         \
+             The lines listed were audited; the audit is incomplete.\n",
+            d.listed, e.message
+        ),
+    };
+    if d.skipped > 0 {
+        let _ = writeln!(
+            out,
+            "         {} listed item(s) had no id and were skipped.",
+            d.skipped
+        );
+    }
+    out
 }
 
 #[cfg(test)]
@@ -274,6 +353,40 @@ mod tests {
             text.contains("Exit code 3: the audit is incomplete: 1 line(s)"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn discovery_says_what_was_listed_or_why_it_stopped() {
+        let mut d = DiscoveryReport {
+            all: true,
+            location_ids: Vec::new(),
+            listed: 250,
+            pages: 3,
+            complete: true,
+            error: None,
+            skipped: 0,
+        };
+        assert_eq!(
+            render_discovery(&d),
+            "Listed:  250 virtual lines (every location) on 3 pages.\n"
+        );
+        d.listed = 0;
+        d.pages = 1;
+        d.location_ids = vec!["L".into()];
+        assert!(render_discovery(&d).contains("no virtual lines (1 location)"));
+        d.complete = false;
+        d.skipped = 2;
+        d.error = Some(crate::model::LineError::unrequested(
+            crate::model::ErrorKind::Http,
+            "listing page 2 failed: HTTP 503",
+        ));
+        let text = render_discovery(&d);
+        assert!(
+            text.contains("then listing FAILED: listing page 2 failed"),
+            "{text}"
+        );
+        assert!(text.contains("incomplete"), "{text}");
+        assert!(text.contains("2 listed item(s) had no id"), "{text}");
     }
 
     #[test]

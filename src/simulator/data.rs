@@ -28,6 +28,8 @@ pub(crate) struct SyntheticLine {
     pub body: Bytes,
     /// This line's item of the list endpoint, serialised.
     pub list_item: String,
+    /// Index into [`Dataset::locations`] of the line's location.
+    pub location: usize,
 }
 
 /// Every synthetic line, plus an index from ID to position.
@@ -37,6 +39,8 @@ pub(crate) struct Dataset {
     pub lines: Vec<SyntheticLine>,
     /// ID → position in `lines`.
     pub index: HashMap<String, usize>,
+    /// The IDs of the locations lines live in.
+    pub locations: Vec<String>,
 }
 
 /// People to draw members from: `(firstName, lastName, displayName)`. Non-ASCII names
@@ -132,7 +136,7 @@ pub(crate) fn generate(lines: usize, seed: u64) -> Dataset {
     for i in 0..lines {
         let id = webex_id(&mut rng, "VIRTUAL_LINE");
         let settings = settings_for(&mut rng, i);
-        let list_item = list_item_for(&mut rng, i, &id, &locations);
+        let (list_item, location) = list_item_for(&mut rng, i, &id, &locations);
         // Serialising a `Value` cannot fail: its keys are strings.
         let body = Bytes::from(serde_json::to_vec(&settings).unwrap_or_default());
         index.insert(id.clone(), i);
@@ -140,9 +144,14 @@ pub(crate) fn generate(lines: usize, seed: u64) -> Dataset {
             id,
             body,
             list_item: list_item.to_string(),
+            location,
         });
     }
-    Dataset { lines: out, index }
+    Dataset {
+        lines: out,
+        index,
+        locations: locations.into_iter().map(|(id, _, _)| id).collect(),
+    }
 }
 
 /// The three required settings of line `i`: the first eight lines walk every
@@ -350,17 +359,18 @@ fn list_item_for(
     i: usize,
     id: &str,
     locations: &[(String, &str, &str)],
-) -> Value {
+) -> (Value, usize) {
     let (first, last) = LINE_NAMES[i % LINE_NAMES.len()];
     let last = if i >= LINE_NAMES.len() {
         format!("{last} {}", i / LINE_NAMES.len() + 1)
     } else {
         last.to_string()
     };
-    let (loc_id, loc_name, prefix) = &locations[rng.random_range(0..locations.len())];
+    let location = rng.random_range(0..locations.len());
+    let (loc_id, loc_name, prefix) = &locations[location];
     let ext = 2000 + i as u32 % 8000;
     let policy = ["DIRECT_LINE", "LOCATION", "OTHER"][rng.random_range(0..3usize)];
-    json!({
+    let item = json!({
         "id": id,
         "firstName": first,
         "lastName": last,
@@ -374,7 +384,8 @@ fn list_item_for(
         },
         "location": {"id": loc_id, "name": loc_name},
         "numberOfDevicesAssigned": rng.random_range(0..4u32),
-    })
+    });
+    (item, location)
 }
 
 fn weighted_domain(rng: &mut ChaCha12Rng) -> &'static str {

@@ -14,6 +14,7 @@
 mod data;
 mod faults;
 mod limit;
+mod list;
 mod oauth;
 mod server;
 mod stats;
@@ -61,6 +62,54 @@ pub struct SimConfig {
     /// benchmark checks the client's pacing with it). Off by default: the list grows
     /// by one entry per request.
     pub record_arrivals: bool,
+    /// How the list endpoint pages, and how it misbehaves.
+    pub listing: ListQuirks,
+}
+
+/// How the list endpoint (`GET …/virtualLines`) pages, and the pagination troubles
+/// the real API has shown, to be switched on one by one. None by default.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListQuirks {
+    /// At most this many lines a page, whatever `max` asks: the API may answer fewer
+    /// than `max`, and a client must not take a short page for the last.
+    pub page_limit: Option<usize>,
+    /// `next` links point at this origin (`http://127.0.0.1:PORT`) instead of the
+    /// server's own: a client that follows them sends its token elsewhere.
+    pub next_origin: Option<String>,
+    /// `next` links leave out `orgId`, as the real API sometimes does.
+    pub next_drops_org: bool,
+    /// One page answers 503 for a while, or for good.
+    pub failing_page: Option<FailingPage>,
+}
+
+/// A page of the listing that answers 503.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FailingPage {
+    /// Which page (1 = the first), counted in pages of the size asked for.
+    pub page: usize,
+    /// How many times it fails before it answers; `None` = every time.
+    pub times: Option<u32>,
+}
+
+impl std::str::FromStr for FailingPage {
+    type Err = String;
+
+    /// `K` (page K always fails) or `K:N` (page K fails N times, then answers).
+    fn from_str(s: &str) -> Result<FailingPage, String> {
+        let bad = || {
+            format!(
+                "`{s}` is not a failing page: give K (page K always answers 503) or K:N (N times)"
+            )
+        };
+        let (page, times) = match s.split_once(':') {
+            Some((k, n)) => (k, Some(n.trim().parse::<u32>().map_err(|_| bad())?)),
+            None => (s, None),
+        };
+        match page.trim().parse::<usize>() {
+            Ok(page) if page >= 1 => Ok(FailingPage { page, times }),
+            _ => Err(bad()),
+        }
+    }
 }
 
 impl Default for SimConfig {
@@ -77,6 +126,7 @@ impl Default for SimConfig {
             throttle_windows: Vec::new(),
             slow_delay: Duration::from_secs(60),
             record_arrivals: false,
+            listing: ListQuirks::default(),
         }
     }
 }
@@ -132,6 +182,17 @@ impl Simulator {
         }
         if config.token.as_deref().is_some_and(str::is_empty) {
             return Err(SimError::Config("token must not be empty".into()));
+        }
+        if config.listing.page_limit == Some(0) {
+            return Err(SimError::Config("page limit must be at least 1".into()));
+        }
+        if let Some(origin) = &config.listing.next_origin {
+            let ok = url::Url::parse(origin).is_ok_and(|u| u.has_host() && u.path() == "/");
+            if !ok {
+                return Err(SimError::Config(format!(
+                    "next-link origin `{origin}` is not scheme://host[:port]"
+                )));
+            }
         }
         if let Some(oauth) = &config.oauth {
             let values = [&oauth.client_id, &oauth.client_secret, &oauth.refresh_token];
@@ -220,6 +281,8 @@ impl Simulator {
             stats: Arc::clone(&stats),
             arrivals: arrivals.clone(),
             tracking: server::TrackingIds::new(config.seed),
+            failing_page_failures: std::sync::atomic::AtomicU32::new(0),
+            listing: config.listing,
             shutdown: stop_rx.clone(),
             authority: addr.to_string(),
         });
@@ -346,6 +409,22 @@ impl SimConfig {
         }
         if let Some(org) = &config.org_id {
             s.push_str(&format!(", org {org}"));
+        }
+        let l = &config.listing;
+        if let Some(n) = l.page_limit {
+            s.push_str(&format!(", list pages of at most {n}"));
+        }
+        if let Some(origin) = &l.next_origin {
+            s.push_str(&format!(", next links to {origin}"));
+        }
+        if l.next_drops_org {
+            s.push_str(", next links without orgId");
+        }
+        if let Some(f) = l.failing_page {
+            match f.times {
+                Some(n) => s.push_str(&format!(", list page {} fails {n} time(s)", f.page)),
+                None => s.push_str(&format!(", list page {} always fails", f.page)),
+            }
         }
         match config.rate_limit {
             Some(rate) => s.push_str(&format!(", rate limit {rate}/s")),

@@ -4,7 +4,7 @@
 //! One fallback handler routes by hand: it is cheaper than a router for two routes
 //! and it lets every answer, including 404 and 405, carry a `TrackingID`.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,14 +20,15 @@ use super::faults::{splitmix64, Fault, FaultPlan, OVERSIZED_BODY};
 use super::limit::RateLimit;
 use super::oauth::{Clock, Tokens};
 use super::stats::SimStats;
+use super::ListQuirks;
 
 /// The path prefix of both endpoints (the base URL ends in `/v1`).
-const LINES_PATH: &str = "/v1/telephony/config/virtualLines";
+pub(super) const LINES_PATH: &str = "/v1/telephony/config/virtualLines";
 /// The token endpoint (when `SimConfig::oauth` is set).
 const TOKEN_PATH: &str = "/v1/access_token";
 
-const DEFAULT_MAX: usize = 100;
-const MAX_MAX: usize = 1000;
+pub(super) const DEFAULT_MAX: usize = 100;
+pub(super) const MAX_MAX: usize = 1000;
 
 /// Everything the handler needs, shared by all connections.
 pub(crate) struct Shared {
@@ -50,6 +51,10 @@ pub(crate) struct Shared {
     pub shutdown: watch::Receiver<bool>,
     /// `host:port` for `Link` URLs when a request has no `Host` header.
     pub authority: String,
+    /// How the list endpoint pages and misbehaves.
+    pub listing: ListQuirks,
+    /// 503s the failing page has answered so far.
+    pub failing_page_failures: AtomicU32,
 }
 
 /// Arrival times of every request, shared with the `RunningSimulator`.
@@ -120,7 +125,10 @@ fn route(path: &str) -> Route<'_> {
 }
 
 /// The first value of query parameter `name`, decoded.
-fn query_param<'a>(query: Option<&'a str>, name: &str) -> Option<std::borrow::Cow<'a, str>> {
+pub(super) fn query_param<'a>(
+    query: Option<&'a str>,
+    name: &str,
+) -> Option<std::borrow::Cow<'a, str>> {
     let query = query?;
     url::form_urlencoded::parse(query.as_bytes())
         .find(|(k, _)| k == name)
@@ -175,6 +183,12 @@ async fn handle(State(s): State<Arc<Shared>>, req: Request) -> Response {
         );
     }
     let org = query_param(uri.query(), "orgId");
+    if let Route::List = route {
+        s.stats.list_requests.fetch_add(1, Ordering::Relaxed);
+        if s.org_id.is_some() && org.is_none() {
+            s.stats.list_without_org.fetch_add(1, Ordering::Relaxed);
+        }
+    }
     if let (Some(want), Some(got)) = (&s.org_id, &org) {
         if want != got {
             return s.error(
@@ -288,65 +302,6 @@ impl Shared {
                 self.json(StatusCode::OK, tid, wrong_type(&line.body), None)
             }
         }
-    }
-
-    fn list(&self, tid: &str, query: Option<&str>, headers: &HeaderMap) -> Response {
-        let max = match query_param(query, "max") {
-            None => DEFAULT_MAX,
-            Some(v) => match v.parse::<usize>() {
-                Ok(n) if n >= 1 => n.min(MAX_MAX),
-                _ => {
-                    return self.error(
-                        StatusCode::BAD_REQUEST,
-                        tid,
-                        "Invalid value for parameter max: a positive integer is required.",
-                        None,
-                    )
-                }
-            },
-        };
-        let start =
-            match query_param(query, "start") {
-                None => 0,
-                Some(v) => match v.parse::<usize>() {
-                    Ok(n) => n,
-                    Err(_) => return self.error(
-                        StatusCode::BAD_REQUEST,
-                        tid,
-                        "Invalid value for parameter start: a non-negative integer is required.",
-                        None,
-                    ),
-                },
-            };
-        let total = self.data.lines.len();
-        let from = start.min(total);
-        let to = start.saturating_add(max).min(total);
-        let page = &self.data.lines[from..to];
-        let mut body =
-            String::with_capacity(20 + page.iter().map(|l| l.list_item.len() + 1).sum::<usize>());
-        body.push_str("{\"virtualLines\":[");
-        for (k, line) in page.iter().enumerate() {
-            if k > 0 {
-                body.push(',');
-            }
-            body.push_str(&line.list_item);
-        }
-        body.push_str("]}");
-
-        let link = (to < total).then(|| {
-            let host = headers
-                .get(header::HOST)
-                .and_then(|h| h.to_str().ok())
-                .unwrap_or(&self.authority);
-            let mut q = url::form_urlencoded::Serializer::new(String::new());
-            q.append_pair("max", &max.to_string());
-            q.append_pair("start", &to.to_string());
-            if let Some(org) = query_param(query, "orgId") {
-                q.append_pair("orgId", &org);
-            }
-            format!("<http://{host}{LINES_PATH}?{}>; rel=\"next\"", q.finish())
-        });
-        self.json(StatusCode::OK, tid, Bytes::from(body), link)
     }
 
     fn throttled(&self, tid: &str, wait: Duration) -> Response {

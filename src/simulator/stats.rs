@@ -20,6 +20,8 @@ pub struct SimStats {
     pub(crate) oversized: AtomicU64,
     pub(crate) echoed: AtomicU64,
     pub(crate) wrong_type: AtomicU64,
+    pub(crate) list_requests: AtomicU64,
+    pub(crate) list_without_org: AtomicU64,
     pub(crate) token_requests: AtomicU64,
     pub(crate) tokens_issued: AtomicU64,
 }
@@ -59,6 +61,12 @@ pub struct SimStatsSnapshot {
     pub echoed: u64,
     /// 200 answers with `allowAutoAnswer` as a string (`wrongtype` faults).
     pub wrong_type: u64,
+    /// Requests for the list endpoint (`GET …/virtualLines`), refused ones included.
+    pub list_requests: u64,
+    /// Of those, requests without an `orgId` while the simulator acts as an org
+    /// (`SimConfig::org_id`): a client that follows a next link without putting `orgId`
+    /// back would list the token's own org.
+    pub list_without_org: u64,
     /// Requests to the token endpoint (also counted in `requests` and by status).
     pub token_requests: u64,
     /// Access tokens the token endpoint handed out (refreshes that succeeded).
@@ -84,6 +92,8 @@ impl SimStats {
             oversized: get(&self.oversized),
             echoed: get(&self.echoed),
             wrong_type: get(&self.wrong_type),
+            list_requests: get(&self.list_requests),
+            list_without_org: get(&self.list_without_org),
             token_requests: get(&self.token_requests),
             tokens_issued: get(&self.tokens_issued),
         }
@@ -108,7 +118,7 @@ impl fmt::Display for SimStatsSnapshot {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "requests={} 200={} 400/405={} 401={} 403={} 404={} 429={} 5xx={} resets={} timeouts={} malformed={} oversized={} echoed={} wrongtype={} token_requests={} tokens_issued={}",
+            "requests={} 200={} 400/405={} 401={} 403={} 404={} 429={} 5xx={} resets={} timeouts={} malformed={} oversized={} echoed={} wrongtype={} list={} list_without_org={} token_requests={} tokens_issued={}",
             self.requests,
             self.ok,
             self.bad_request,
@@ -123,6 +133,8 @@ impl fmt::Display for SimStatsSnapshot {
             self.oversized,
             self.echoed,
             self.wrong_type,
+            self.list_requests,
+            self.list_without_org,
             self.token_requests,
             self.tokens_issued
         )

@@ -12,8 +12,9 @@ use thiserror::Error;
 use tokio::time::Instant;
 use url::Url;
 
+use super::answer::decode;
 use super::decide::{
-    backoff, decide, not_audited, Attempt, ForLine, ForRun, Liveness, Tries, Wait,
+    backoff, decide_as, not_audited, Attempt, ForLine, ForRun, Liveness, Tries, Wait,
 };
 use super::pace::Pacer;
 use super::source::TokenSource;
@@ -230,11 +231,30 @@ impl WebexClient {
 
     /// Reads one line's Push-to-Talk settings, retrying per the contract. Returns the
     /// reason it could not, with status, API message, tracking ID and attempts.
+    pub async fn read_ptt(&self, id: &str) -> Result<Fetched, LineError> {
+        let (settings, attempts) = self
+            .fetch(&self.ptt_url(id), id, |_, body| decode(body))
+            .await?;
+        Ok(Fetched {
+            settings,
+            read_at: Utc::now(),
+            attempts,
+        })
+    }
+
+    /// GETs `url` until `read` accepts a 2xx answer, or the rules say to give up;
+    /// returns what `read` made of it and the requests sent. `what` names the line (or
+    /// page) in debug logs.
     ///
     /// The rules live in `decide.rs`; this loop only sends, waits for the pacer, the
-    /// backoff or the stop signal, and carries each decision out.
-    pub async fn read_ptt(&self, id: &str) -> Result<Fetched, LineError> {
-        let url = self.ptt_url(id);
+    /// backoff or the stop signal, and carries each decision out. Every endpoint goes
+    /// through here, so reads and listing share the pacer, pauses, budgets and stop.
+    pub(crate) async fn fetch<T: Redact>(
+        &self,
+        url: &str,
+        what: &str,
+        read: impl Fn(&HeaderMap, &[u8]) -> Result<T, String>,
+    ) -> Result<(T, u32), LineError> {
         let mut tries = Tries::new(self.max_retries);
         loop {
             if self.unless_stopped(self.pacer.acquire()).await.is_none() {
@@ -246,7 +266,7 @@ impl WebexClient {
                 None | Some(Err(_)) => return Err(self.not_audited(tries.attempts, None)),
             };
             tries.attempts += 1;
-            let Some(attempt) = self.unless_stopped(self.send(&url, &token)).await else {
+            let Some(attempt) = self.unless_stopped(self.send(url, &token)).await else {
                 return Err(self.not_audited(tries.attempts, None));
             };
             let run_stop = self.liveness().record(&attempt, Instant::now());
@@ -254,7 +274,7 @@ impl WebexClient {
                 tracing::warn!("{}", reason.describe());
                 self.stop.trigger(reason);
             }
-            let mut decision = decide(&attempt, &mut tries, SystemTime::now());
+            let mut decision = decide_as(&attempt, &mut tries, SystemTime::now(), &read);
             redact(&token, &mut decision.line);
             if decision.run == ForRun::Unauthorized {
                 self.pacer.answered();
@@ -280,13 +300,7 @@ impl WebexClient {
             }
             self.tell_run(decision.run);
             let (error, wait) = match decision.line {
-                ForLine::Done(settings) => {
-                    return Ok(Fetched {
-                        settings,
-                        read_at: Utc::now(),
-                        attempts: tries.attempts,
-                    })
-                }
+                ForLine::Done(value) => return Ok((value, tries.attempts)),
                 ForLine::GiveUp(error) => return Err(error),
                 // The pacer holds every request until the pause ends.
                 ForLine::Resend => continue,
@@ -297,7 +311,7 @@ impl WebexClient {
                 Wait::RunPause => Duration::ZERO,
             };
             tracing::debug!(
-                line = id,
+                line = what,
                 attempt = tries.attempts,
                 kind = error.kind.as_str(),
                 wait_ms = wait.as_millis() as u64,
@@ -380,9 +394,9 @@ impl WebexClient {
 
 /// Takes `token` (the one the request carried) out of whatever the answer put into the
 /// line's settings or error (a server may echo the `Authorization` header back).
-fn redact(token: &Token, line: &mut ForLine) {
+fn redact<T: Redact>(token: &Token, line: &mut ForLine<T>) {
     match line {
-        ForLine::Done(settings) => token.redact_json(settings),
+        ForLine::Done(value) => value.redact(token),
         ForLine::Retry { error, .. } | ForLine::GiveUp(error) => {
             token.redact_in_place(&mut error.message);
             if let Some(t) = &mut error.tracking_id {
@@ -390,6 +404,18 @@ fn redact(token: &Token, line: &mut ForLine) {
             }
         }
         ForLine::Resend => {}
+    }
+}
+
+/// What a 2xx answer was read into, with the token taken out of whatever it says.
+pub(crate) trait Redact {
+    /// Replaces every occurrence of `token` in what came from the server.
+    fn redact(&mut self, token: &Token);
+}
+
+impl Redact for serde_json::Value {
+    fn redact(&mut self, token: &Token) {
+        token.redact_json(self);
     }
 }
 

@@ -1,7 +1,7 @@
 //! What to do after one attempt: every retry rule of the contract, in one pure
 //! function.
 //!
-//! [`decide`] sees what one request produced and the line's budgets, and says what
+//! [`decide_as`] sees what one request produced and the line's budgets, and says what
 //! the whole run must learn from it and what the line does next. It sends nothing,
 //! sleeps nothing and reads no clock (the caller passes `now`), so each rule is
 //! tested here without a server; the client's loop only carries decisions out.
@@ -17,7 +17,9 @@ use tokio::time::Instant;
 use reqwest::header::{HeaderMap, LOCATION, RETRY_AFTER};
 use reqwest::StatusCode;
 
-use super::answer::{decode, line_error, shorten};
+#[cfg(test)]
+use super::answer::decode;
+use super::answer::{line_error, shorten};
 use super::pace::full_jitter;
 use super::stop::StopReason;
 use crate::model::{ErrorKind, LineError};
@@ -101,14 +103,15 @@ impl Tries {
     }
 }
 
-/// What an attempt means, for the run as a whole and for its line.
+/// What an attempt means, for the run as a whole and for its line (or, for a page of
+/// the listing, that page: `T` is what a good answer holds).
 #[derive(Debug, PartialEq)]
-pub(crate) struct Decision {
+pub(crate) struct Decision<T = serde_json::Value> {
     /// Applies whatever becomes of the line: a pause asked for by a line that then
     /// gives up still holds every other line.
     pub(crate) run: ForRun,
     /// What the line does next.
-    pub(crate) line: ForLine,
+    pub(crate) line: ForLine<T>,
 }
 
 /// What the run's pacer and stop signal must learn from an attempt.
@@ -134,9 +137,9 @@ pub(crate) enum ForRun {
 
 /// What the line does after an attempt.
 #[derive(Debug, PartialEq)]
-pub(crate) enum ForLine {
-    /// Read: the line's settings.
-    Done(serde_json::Value),
+pub(crate) enum ForLine<T = serde_json::Value> {
+    /// Read: the line's settings (or what `T` is for another endpoint).
+    Done(T),
     /// Send again after `wait`; one retry spent.
     Retry {
         /// Why this attempt failed: the line's error if the run stops meanwhile.
@@ -165,9 +168,25 @@ pub(crate) enum Wait {
     RunPause,
 }
 
-/// Decides what `attempt` means, spending the line's budgets in `tries` (whose
-/// `attempts` already counts this attempt). `now` dates an HTTP-date `Retry-After`.
+/// Decides what `attempt` means for a settings read, spending the line's budgets in
+/// `tries` (whose `attempts` already counts this attempt). `now` dates an HTTP-date
+/// `Retry-After`. The client calls [`decide_as`] with the same decoder; the rules'
+/// tests call this.
+#[cfg(test)]
 pub(crate) fn decide(attempt: &Attempt, tries: &mut Tries, now: SystemTime) -> Decision {
+    decide_as(attempt, tries, now, |_, body| decode(body))
+}
+
+/// As [`decide`], for any endpoint: `read` turns a 2xx answer (headers and body) into
+/// what it holds, or says why it cannot, which is retried like a garbled 200. Every
+/// other rule (statuses, 429s, 401, budgets, pauses) is the same for every endpoint:
+/// the listing of lines obeys exactly what their reads obey.
+pub(crate) fn decide_as<T>(
+    attempt: &Attempt,
+    tries: &mut Tries,
+    now: SystemTime,
+    read: impl FnOnce(&HeaderMap, &[u8]) -> Result<T, String>,
+) -> Decision<T> {
     let (status, headers, body, too_large) = match attempt {
         Attempt::Answer {
             status,
@@ -218,7 +237,7 @@ pub(crate) fn decide(attempt: &Attempt, tries: &mut Tries, now: SystemTime) -> D
     };
     let answered = ForRun::Answered { pause: None };
     match status.as_u16() {
-        200..=299 => match too_large.map_or_else(|| decode(body), |_| Err(String::new())) {
+        200..=299 => match too_large.map_or_else(|| read(headers, body), |_| Err(String::new())) {
             Ok(settings) => Decision {
                 run: answered,
                 line: ForLine::Done(settings),
@@ -291,7 +310,7 @@ pub(crate) fn decide(attempt: &Attempt, tries: &mut Tries, now: SystemTime) -> D
 }
 
 /// A retry if `--max-retries` allows one, else the line's final error.
-fn retry(tries: &mut Tries, error: LineError, run_pause: Option<Duration>) -> ForLine {
+fn retry<T>(tries: &mut Tries, error: LineError, run_pause: Option<Duration>) -> ForLine<T> {
     if tries.retries >= tries.max_retries {
         return ForLine::GiveUp(error);
     }

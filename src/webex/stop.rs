@@ -84,7 +84,7 @@ impl Stop {
     }
 
     /// Why the run stopped, if it did.
-    pub(crate) fn reason(&self) -> Option<StopReason> {
+    pub fn reason(&self) -> Option<StopReason> {
         *self.tx.borrow()
     }
 

@@ -8,11 +8,14 @@ use std::path::{Path, PathBuf};
 
 use ptt_audit::simulator::{RunningSimulator, SimConfig};
 
-/// The findings CSV header, as `CONTRACT.md` §6 spells it, then the waiver metadata
-/// of §4 (`ticket`, `owner`, `label`), added at the end as the contract allows.
-pub const FINDINGS_HEADER: &str = "run_id,audited_at,org_id,line_id,line_name,rule_id,rule_title,severity,status,message,remediation,waiver_reason,waiver_expires,change,waiver_ticket,waiver_owner,waiver_label";
-/// The lines CSV header, as `CONTRACT.md` §6 spells it.
-pub const LINES_HEADER: &str = "run_id,audited_at,org_id,line_id,line_name,status,allow_auto_answer,connection_type,access_type,member_count,members,failed_rules,highest_severity,error_kind,http_status,tracking_id,error_message";
+/// The findings CSV header, as `CONTRACT.md` §6 spells it, then §7's identity columns
+/// (at the end of the contract's, in its order), then the waiver metadata of §4
+/// (`ticket`, `owner`, `label`), added at the end as the contract allows.
+pub const FINDINGS_HEADER: &str = "run_id,audited_at,org_id,line_id,line_name,rule_id,rule_title,severity,status,message,remediation,waiver_reason,waiver_expires,change,location_id,location_name,phone_number,extension,waiver_ticket,waiver_owner,waiver_label";
+/// The lines CSV header, as `CONTRACT.md` §6 spells it, with §7's identity columns.
+pub const LINES_HEADER: &str = "run_id,audited_at,org_id,line_id,line_name,status,allow_auto_answer,connection_type,access_type,member_count,members,failed_rules,highest_severity,error_kind,http_status,tracking_id,error_message,location_id,location_name,phone_number,extension";
+/// The inventory CSV header of `ptt-audit lines`, as `CONTRACT.md` §7 spells it.
+pub const INVENTORY_HEADER: &str = "id,name,location_id,location_name,phone_number,extension";
 
 /// 127.0.0.1 on a free port.
 pub fn loopback() -> SocketAddr {
@@ -84,4 +87,47 @@ pub fn read_csv_maps(path: &Path) -> (Vec<String>, Vec<HashMap<String, String>>)
         .map(|r| header.iter().cloned().zip(r).collect())
         .collect();
     (header, rows)
+}
+
+/// How long one run of the binary may take before a test calls it hung.
+pub const BINARY_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Runs `ptt-audit` with `args` and `WEBEX_TOKEN=token`, without what a developer's
+/// environment could slip in, on a blocking thread so that a server on the calling
+/// test's runtime keeps answering meanwhile.
+pub async fn run_binary(args: Vec<String>, token: &str) -> std::process::Output {
+    let mut cmd = assert_cmd::Command::cargo_bin("ptt-audit").expect("the binary");
+    cmd.env("WEBEX_TOKEN", token)
+        .env_remove("WEBEX_BASE_URL")
+        .env_remove("WEBEX_ORG_ID")
+        .env_remove("RUST_LOG")
+        .args(&args)
+        .timeout(BINARY_LIMIT);
+    tokio::task::spawn_blocking(move || cmd.output().expect("ptt-audit runs"))
+        .await
+        .expect("the blocking task finishes")
+}
+
+/// The one file of `dir` whose name ends in `suffix` (hidden files left out).
+pub fn file_ending(dir: &Path, suffix: &str) -> PathBuf {
+    let found: Vec<PathBuf> = files_in(dir)
+        .into_iter()
+        .filter(|p| {
+            let name = p.file_name().map(|n| n.to_string_lossy().into_owned());
+            name.is_some_and(|n| n.ends_with(suffix) && !n.starts_with('.'))
+        })
+        .collect();
+    assert_eq!(
+        found.len(),
+        1,
+        "one *{suffix} in {}: {found:?}",
+        dir.display()
+    );
+    found.into_iter().next().expect("one file")
+}
+
+/// The JSON report in `dir`.
+pub fn read_report(dir: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(file_ending(dir, ".json")).expect("JSON report readable");
+    serde_json::from_str(&text).expect("JSON report parses")
 }

@@ -46,6 +46,14 @@ reason = "approved <b>in</b> SEC-1 \"yes\""
 expires = 2026-12-02
 "#;
 
+/// An identity with a name only.
+fn named(name: &str) -> std::sync::Arc<ptt_audit::model::LineIdentity> {
+    std::sync::Arc::new(ptt_audit::model::LineIdentity {
+        name: Some(name.into()),
+        ..Default::default()
+    })
+}
+
 fn policies() -> Arc<PolicySet> {
     Arc::new(
         ptt_audit::policy::load_str(Path::new("policies/site.toml"), POLICY)
@@ -102,7 +110,7 @@ fn lines() -> Vec<LineReport> {
         LineReport {
             index: 0,
             id: "L1".into(),
-            name: Some(FORMULA.into()),
+            identity: named(FORMULA),
             status: LineReport::status_from_findings(&l1_findings),
             read_at: Some(read_at()),
             settings: Some(
@@ -115,7 +123,7 @@ fn lines() -> Vec<LineReport> {
         LineReport {
             index: 1,
             id: "L2".into(),
-            name: Some(CLOSE_SCRIPT.into()),
+            identity: named(CLOSE_SCRIPT),
             status: LineReport::status_from_findings(&l2_findings),
             read_at: Some(read_at()),
             settings: Some(json!({"allowAutoAnswer": true, "connectionType": "TWO_WAY",
@@ -126,7 +134,7 @@ fn lines() -> Vec<LineReport> {
         LineReport {
             index: 2,
             id: "L3".into(),
-            name: Some(QUOTES.into()),
+            identity: named(QUOTES),
             status: LineStatus::Error,
             read_at: None,
             settings: None,
@@ -153,6 +161,7 @@ fn write_reports(formats: &[Format], options: &WriteOptions) -> (tempfile::TempD
         finished_at: Utc.with_ymd_and_hms(2026, 11, 29, 3, 21, 0).unwrap(),
         complete: true,
         exit_code: 3,
+        discovery: None,
     };
     let (_, paths) = r.finish(end).expect("finish");
     (dir, paths)

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use chrono::NaiveDate;
 use ptt_audit::eval::{self, WaiverState};
-use ptt_audit::model::{LineReport, RuleStatus};
+use ptt_audit::model::{LineIdentity, LineReport, RuleStatus};
 use ptt_audit::policy::{self, PolicySet};
 use serde_json::{json, Value};
 
@@ -58,9 +58,20 @@ fn evaluate_lines(set: &PolicySet, lines: &[Value]) -> Value {
         let id = line["id"]
             .as_str()
             .unwrap_or_else(|| panic!("line without id: {line}"));
+        let identity: LineIdentity = match line.get("line") {
+            Some(v) => serde_json::from_value(v.clone())
+                .unwrap_or_else(|e| panic!("line {id}: `line` is not an identity: {e}")),
+            None => LineIdentity::default(),
+        };
         let findings = match line.get("unreadable").and_then(Value::as_str) {
             Some(why) => eval::unreadable(set, why),
-            None => eval::evaluate(set, id, &line["settings"], today()),
+            None => {
+                let line_ref = eval::LineRef {
+                    id,
+                    identity: &identity,
+                };
+                eval::evaluate_line(set, line_ref, &line["settings"], today())
+            }
         };
         eval::mark_applied(&mut applied, &findings);
         let results: Vec<Value> = findings

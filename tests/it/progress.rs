@@ -55,6 +55,7 @@ fn settings(base: &str, out: &Path, rate: Rate, concurrency: usize) -> AuditSett
             warn_expiring_days: ptt_audit::settings::DEFAULT_WARN_EXPIRING_DAYS,
             keep: None,
         },
+        discovery: None,
         eval_timeout: ptt_audit::settings::DEFAULT_EVAL_TIMEOUT,
     }
 }
@@ -318,4 +319,57 @@ async fn quiet_or_json_logs_draw_no_bar_even_on_a_terminal() {
         assert_eq!(code, 3, "{flags:?}: {raw}");
         assert!(!raw.contains("/10 lines"), "{flags:?} drew a bar: {raw:?}");
     }
+}
+
+/// With `--all` the total is not known at the start: it grows as pages are listed
+/// (the bar hides while it is 0), `listing` says so meanwhile, and the run ends with
+/// the total equal to the lines audited, explicit and listed, each once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_all_the_total_grows_as_lines_are_listed() {
+    let sim = ptt_audit::simulator::start(
+        ptt_audit::simulator::SimConfig {
+            lines: 45,
+            listing: ptt_audit::simulator::ListQuirks {
+                page_limit: Some(10),
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+        crate::common::loopback(),
+    )
+    .await
+    .expect("simulator starts");
+    let out = tempfile::tempdir().unwrap();
+    let mut settings = settings(&sim.base_url, out.path(), Rate::Off, 4);
+    settings.discovery = Some(ptt_audit::settings::DiscoverySettings::new(Vec::new()));
+    // Two explicit lines that the listing holds too: counted once.
+    let explicit: Vec<String> = sim.ids.iter().take(2).cloned().collect();
+    let lines = ptt_audit::input::collect(&[], &explicit).expect("IDs");
+    let (stop, progress) = (Stop::default(), Progress::default());
+    assert!(!progress.listing());
+    let run = job::run(&settings, policies(), lines, &stop, &progress);
+    let watcher = async {
+        let (mut saw_listing, mut totals) = (false, Vec::new());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            saw_listing |= progress.listing();
+            let total = progress.total();
+            if totals.last() != Some(&total) {
+                totals.push(total);
+            }
+            if total == 45 && !progress.listing() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        (saw_listing, totals)
+    };
+    let (outcome, (saw_listing, totals)) = tokio::join!(run, watcher);
+    let outcome = outcome.expect("the run finishes");
+    assert!(saw_listing, "listing() was true while --all listed");
+    assert!(totals.windows(2).all(|w| w[0] < w[1]), "{totals:?}");
+    assert_eq!((progress.done(), progress.total()), (45, 45));
+    assert_eq!(outcome.summary.lines.total, 45);
+    assert!(!progress.listing());
+    sim.shutdown().await;
 }

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use crate::common::{self, names_in, read_csv};
 
 use ptt_audit::model::{
-    ErrorKind, Finding, LineError, LineReport, LineStatus, RuleStatus, Severity,
+    ErrorKind, Finding, LineError, LineIdentity, LineReport, LineStatus, RuleStatus, Severity,
 };
 use ptt_audit::policy::PolicySet;
 use ptt_audit::report::{
@@ -91,7 +91,16 @@ fn end(exit_code: i32) -> RunEnd {
         finished_at: Utc.with_ymd_and_hms(2026, 11, 29, 3, 21, 0).unwrap(),
         complete: true,
         exit_code,
+        discovery: None,
     }
+}
+
+/// An identity with only a name.
+fn named(name: &str) -> Arc<LineIdentity> {
+    Arc::new(LineIdentity {
+        name: Some(name.into()),
+        ..LineIdentity::default()
+    })
 }
 
 fn finding(
@@ -113,7 +122,7 @@ fn read_line(index: usize, id: &str, findings: Vec<Finding>, settings: Value) ->
     LineReport {
         index,
         id: id.into(),
-        name: None,
+        identity: LineIdentity::unknown(),
         status: LineReport::status_from_findings(&findings),
         read_at: Some(Utc.with_ymd_and_hms(2026, 11, 29, 3, 20, 57).unwrap()),
         settings: Some(settings),
@@ -126,7 +135,7 @@ fn unread_line(index: usize, id: &str, status: LineStatus, error: Option<LineErr
     LineReport {
         index,
         id: id.into(),
-        name: None,
+        identity: LineIdentity::unknown(),
         status,
         read_at: None,
         settings: None,
@@ -146,7 +155,7 @@ fn sample_lines() -> Vec<LineReport> {
         ],
         json!({"allowAutoAnswer": true, "connectionType": "ONE_WAY", "accessType": "ALLOW_MEMBERS"}),
     );
-    l1.name = Some("Lobby".into());
+    l1.identity = named("Lobby");
     let l2 = read_line(
         1,
         "L2",
@@ -347,7 +356,7 @@ fn csv_round_trips_non_ascii_and_special_characters() {
         json!({"members": [{"displayName": "José Müller, Jr.", "email": "jöse@exämple.com"},
                            {"displayName": "李雷", "email": "li@example.cn"}]}),
     );
-    line.name = Some(tricky_name.into());
+    line.identity = named(tricky_name);
     let (dir, _) = run(&[Format::Csv], &[line]);
     let findings_path = dir.path().join(format!("{STEM}-findings.csv"));
     let raw = fs::read(&findings_path).expect("read");
@@ -383,7 +392,7 @@ fn every_csv_cell_is_neutralised() {
         json!({"connectionType": "+SUM(1)", "accessType": "@x",
                "members": [{"displayName": "=cmd|' /C calc'!A0"}]}),
     );
-    line.name = Some("\tTabbed".into());
+    line.identity = named("\tTabbed");
     let (dir, _) = run(&[Format::Csv], &[line]);
     let (_, rows) = read_csv(&dir.path().join(format!("{STEM}-findings.csv")));
     assert_eq!(rows[0][3], "'-L1");
@@ -478,9 +487,10 @@ fn json_has_exactly_the_contracts_keys() {
             "exit_code",
             "policies",
         ],
-        &["source_report"],
+        &["discovery", "source_report"],
         "run",
     );
+    assert_eq!(run["discovery"], Value::Null, "no --all, no discovery");
     assert_eq!(
         run["source_report"],
         Value::Null,
@@ -569,8 +579,20 @@ fn json_has_exactly_the_contracts_keys() {
         assert_keys(
             l,
             &["id", "status", "read_at", "settings", "results", "error"],
-            &["name"],
+            &["name", "line"],
             &format!("lines[{i}]"),
+        );
+        assert_keys(
+            &l["line"],
+            &[
+                "name",
+                "location_id",
+                "location_name",
+                "phone_number",
+                "extension",
+            ],
+            &[],
+            &format!("lines[{i}].line"),
         );
         for (j, r) in l["results"].as_array().expect("results").iter().enumerate() {
             assert_keys(
@@ -583,6 +605,11 @@ fn json_has_exactly_the_contracts_keys() {
     }
     assert_eq!(lines[0]["read_at"], "2026-11-29T03:20:57Z");
     assert_eq!(lines[0]["name"], "Lobby");
+    assert_eq!(
+        lines[0]["line"],
+        json!({"name": "Lobby", "location_id": null, "location_name": null,
+               "phone_number": null, "extension": null})
+    );
     assert_eq!(lines[0]["error"], Value::Null);
     assert_eq!(
         lines[1]["settings"]["members"][0]["displayName"],

@@ -40,8 +40,12 @@ pub(super) fn judge(
                 .map(|f| format!("`{f}`"))
                 .collect::<Vec<_>>()
                 .join(", ");
+            let hint = match closest(&field, LINE_FIELDS.into_iter()) {
+                Some(s) => format!(" (did you mean `line.{s}`?)"),
+                None => String::new(),
+            };
             v.problems.push(format!(
-                "`{key}` uses `line.{field}`, but `line` has only {has}"
+                "`{key}` uses `line.{field}`, but `line` has only {has}{hint}"
             ));
         } else if !vars.contains_key(&field) {
             v.problems.push(undefined_var(key, &field, vars));

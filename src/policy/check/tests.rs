@@ -25,8 +25,8 @@ fn verdict(src: &str, vars: serde_json::Value) -> Verdict {
 #[test]
 fn static_check_sees_vars_and_line_but_not_has_or_shadowed_names() {
     assert_eq!(
-        uses("vars.a + line.name + line.id").read,
-        [("vars", "a".to_string()), ("line", "name".to_string())]
+        uses("vars.a + line.nmae + line.id + line.location_name").read,
+        [("vars", "a".to_string()), ("line", "nmae".to_string())]
     );
     let Uses { read, tested, .. } = uses("has(vars.a) && [1].all(vars, vars.x == 1)");
     assert!(read.is_empty());
@@ -209,6 +209,7 @@ fn every_undefined_var_bad_line_field_and_unknown_function_is_reported() {
     );
     assert!(v.problems[1].contains("`vars.other`"));
     assert!(v.problems[2].contains("`line.nam`, but `line` has only `id`"));
+    assert!(v.problems[2].contains("did you mean `line.name`?"));
     assert!(v.problems[3].contains("unknown function `matches`"));
 }
 

@@ -329,7 +329,13 @@ pub(super) fn line_row(line: &LineReport, policies: &PolicySet) -> Result<Markup
         tr data-s=(status) {
             td { (line.index + 1) }
             td {
-                @if let Some(n) = &line.name { div.line-name { (n) } }
+                @if let Some(n) = line.name() { div.line-name { (n) } }
+                @if let Some(loc) = line.identity.location_name.as_deref().or(line.identity.location_id.as_deref()) {
+                    div.line-loc { (loc) }
+                }
+                @if let Some(number) = line.identity.phone_number.as_deref().or(line.identity.extension.as_deref()) {
+                    div.line-loc { (number) }
+                }
                 div.id { (line.id) }
             }
             td { span class={ "b " (status) } { (status) } }
