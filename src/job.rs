@@ -82,7 +82,7 @@ impl Progress {
 
     /// How fast requests may start now; `None` before the run has started.
     pub fn pace(&self) -> Option<Pace> {
-        self.pacer().map(|p| p.pace())
+        self.pacer().map(|p| p.shown_pace())
     }
 
     fn pacer(&self) -> Option<Arc<Pacer>> {
@@ -130,7 +130,7 @@ pub(crate) fn client_for(api: &ApiSettings, stop: &Stop) -> Result<WebexClient, 
         org_id: api.org_id.clone(),
         timeout: api.timeout,
         max_retries: api.max_retries,
-        rate: api.rate.per_second(),
+        rate: api.rate,
         max_body: api.max_body,
         max_stall: api.max_stall,
     };
@@ -176,7 +176,7 @@ pub async fn run(
         lines = total,
         all = settings.discovery.is_some(),
         rules = policies.rules.len(),
-        rate = ?api.rate,
+        rate = %api.rate,
         concurrency = api.concurrency,
         "audit started"
     );

@@ -17,12 +17,21 @@ pub const DEFAULT_POLICIES: &str = "policies";
 pub const DEFAULT_OUT: &str = "reports";
 /// Default `--format`.
 pub const DEFAULT_FORMATS: &[Format] = &[Format::Json, Format::Csv];
-/// Default `--rate` (requests per second, whole run).
-pub const DEFAULT_RATE: f64 = 10.0;
-/// Slowest `--rate` accepted (one request every 100 s), besides 0 for no limit.
+/// Default `--max-rate`: the ceiling of `--rate auto`, in requests per second.
+pub const DEFAULT_MAX_RATE: f64 = 50.0;
+/// Default `--rate`: find the server's pace, up to `--max-rate`. Webex publishes no
+/// limit for these endpoints, so no user knows what number to give.
+pub const DEFAULT_RATE: Rate = Rate::Auto {
+    max: DEFAULT_MAX_RATE,
+};
+/// Where `--rate auto` starts, in requests per second: slow enough for any server, and
+/// doubled each second, so 50/s is reached in under 4 s.
+pub const AUTO_START_RATE: f64 = 5.0;
+/// Slowest `--rate` (and `--max-rate`) accepted (one request every 100 s), besides 0
+/// for no limit.
 pub(crate) const MIN_RATE: f64 = 0.01;
-/// Default `--concurrency`.
-pub const DEFAULT_CONCURRENCY: usize = 8;
+/// Default `--concurrency`: enough for 50 requests/s at 300 ms per answer.
+pub const DEFAULT_CONCURRENCY: usize = 16;
 /// Most requests in flight `--concurrency` accepts.
 pub const MAX_CONCURRENCY: usize = 4096;
 /// Default `--timeout`.
@@ -61,36 +70,66 @@ pub enum Rate {
     Fixed(f64),
     /// No ceiling (for local test servers); the pace still backs off after a 429.
     Off,
+    /// Find the server's pace: start at [`AUTO_START_RATE`], at most double each second
+    /// while no 429 arrives, never above `max`; after a 429, as for a fixed rate.
+    Auto {
+        /// `--max-rate`: the ceiling, in requests per second.
+        max: f64,
+    },
 }
 
 impl Rate {
-    /// Reads a `--rate` value: requests per second, `0` for no limit.
+    /// Reads a `--rate` value: `auto` (with the default `--max-rate`), requests per
+    /// second, or `0` for no limit.
     pub fn parse(s: &str) -> Result<Rate, String> {
+        if s.trim().eq_ignore_ascii_case("auto") {
+            return Ok(DEFAULT_RATE);
+        }
         match s.trim().parse::<f64>() {
             Ok(0.0) => Ok(Rate::Off),
             Ok(r) if r.is_finite() && r >= MIN_RATE => Ok(Rate::Fixed(r)),
             _ => Err(format!(
-                "`{s}` is not a rate: give requests per second from {MIN_RATE}, e.g. 10 or 0.5, \
-                 or 0 for no limit"
+                "`{s}` is not a rate: give auto, requests per second from {MIN_RATE} (e.g. 10 \
+                 or 0.5), or 0 for no limit"
             )),
         }
     }
 
-    /// The ceiling in requests per second, `None` when off.
-    pub(crate) fn per_second(self) -> Option<f64> {
+    /// Reads a `--max-rate` value: requests per second, `0.01` or more.
+    pub fn parse_max(s: &str) -> Result<f64, String> {
+        match s.trim().parse::<f64>() {
+            Ok(r) if r.is_finite() && r >= MIN_RATE => Ok(r),
+            _ => Err(format!(
+                "`{s}` is not a maximum rate: give requests per second from {MIN_RATE}, e.g. 50"
+            )),
+        }
+    }
+
+    /// This rate with `--max-rate` applied: only `auto` has a maximum, so a fixed rate
+    /// or `0` stays as given.
+    pub fn with_max(self, max: f64) -> Rate {
         match self {
-            Rate::Fixed(r) => Some(r),
+            Rate::Auto { .. } => Rate::Auto { max },
+            other => other,
+        }
+    }
+
+    /// The ceiling in requests per second, `None` when off.
+    pub(crate) fn ceiling(self) -> Option<f64> {
+        match self {
+            Rate::Fixed(r) | Rate::Auto { max: r } => Some(r),
             Rate::Off => None,
         }
     }
 }
 
 impl std::fmt::Display for Rate {
-    /// The `--rate` spelling.
+    /// The `--rate` spelling (`auto` with its ceiling).
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Rate::Fixed(r) => write!(f, "{r}"),
             Rate::Off => f.write_str("0"),
+            Rate::Auto { max } => write!(f, "auto (at most {max}/s)"),
         }
     }
 }
@@ -279,12 +318,29 @@ mod tests {
         assert_eq!(Rate::parse("0"), Ok(Rate::Off));
         assert_eq!(Rate::parse(" 2.5 "), Ok(Rate::Fixed(2.5)));
         assert_eq!(Rate::parse("0.01"), Ok(Rate::Fixed(0.01)));
-        for bad in ["-1", "0.001", "inf", "NaN", "ten", ""] {
+        for bad in ["-1", "0.001", "inf", "NaN", "ten", "", "automatic"] {
             let err = Rate::parse(bad).expect_err(bad);
             assert!(err.contains("is not a rate"), "{bad}: {err}");
         }
-        assert_eq!(Rate::Off.per_second(), None);
-        assert_eq!(Rate::Fixed(3.0).per_second(), Some(3.0));
+        assert_eq!(Rate::Off.ceiling(), None);
+        assert_eq!(Rate::Fixed(3.0).ceiling(), Some(3.0));
+    }
+
+    #[test]
+    fn auto_is_the_default_and_takes_its_maximum() {
+        assert_eq!(Rate::parse("auto"), Ok(DEFAULT_RATE));
+        assert_eq!(Rate::parse(" AUTO "), Ok(Rate::Auto { max: 50.0 }));
+        assert_eq!(DEFAULT_RATE.with_max(20.0), Rate::Auto { max: 20.0 });
+        assert_eq!(DEFAULT_RATE.with_max(20.0).ceiling(), Some(20.0));
+        // Only auto has a maximum: a fixed rate is its own ceiling.
+        assert_eq!(Rate::Fixed(80.0).with_max(20.0), Rate::Fixed(80.0));
+        assert_eq!(Rate::Off.with_max(20.0), Rate::Off);
+        assert_eq!(Rate::parse_max("12.5"), Ok(12.5));
+        for bad in ["0", "-3", "auto", "inf", ""] {
+            let err = Rate::parse_max(bad).expect_err(bad);
+            assert!(err.contains("is not a maximum rate"), "{bad}: {err}");
+        }
+        assert_eq!(DEFAULT_RATE.to_string(), "auto (at most 50/s)");
     }
 
     #[test]

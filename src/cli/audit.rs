@@ -9,8 +9,8 @@ use ptt_audit::job::{self, Progress};
 use ptt_audit::report::Format;
 use ptt_audit::settings::{
     parse_size, ApiSettings, AuditSettings, DiscoverySettings, FailOn, Rate, ReportSettings,
-    CONFIG_ENV, DEFAULT_CONCURRENCY, DEFAULT_FINDINGS, DEFAULT_MAX_RETRIES, DEFAULT_OUT,
-    DEFAULT_WARN_EXPIRING_DAYS, MAX_CONCURRENCY, PREVIOUS_LATEST, TOKEN_ENV,
+    CONFIG_ENV, DEFAULT_CONCURRENCY, DEFAULT_FINDINGS, DEFAULT_MAX_RATE, DEFAULT_MAX_RETRIES,
+    DEFAULT_OUT, DEFAULT_WARN_EXPIRING_DAYS, MAX_CONCURRENCY, PREVIOUS_LATEST, TOKEN_ENV,
 };
 use ptt_audit::webex::{
     loose_token_file, parse_base_url, Credentials, Stop, Token, TokenSource, DEFAULT_BASE_URL,
@@ -57,10 +57,17 @@ pub struct AuditArgs {
     #[arg(long, value_name = "LIST", default_value = "json,csv", value_parser = parse_formats)]
     pub format: FormatList,
 
-    /// Requests per second for the whole run, retries included, evenly spaced; 0 turns
-    /// the limiter off (for local test servers).
-    #[arg(long, value_name = "N", default_value = "10", value_parser = Rate::parse)]
+    /// Requests per second for the whole run, retries included, evenly spaced: `auto`
+    /// starts at 5/s and doubles each second up to --max-rate, slowing down when the
+    /// server answers 429; a number is a fixed ceiling; 0 turns the limiter off (for
+    /// local test servers).
+    #[arg(long, value_name = "N|auto", default_value = "auto", value_parser = Rate::parse)]
     pub rate: Rate,
+
+    /// The most requests per second `--rate auto` goes up to (ignored with a fixed
+    /// `--rate`).
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_RATE, value_parser = Rate::parse_max)]
+    pub max_rate: f64,
 
     /// Requests in flight at most.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_CONCURRENCY, value_parser = parse_concurrency)]
@@ -241,7 +248,7 @@ impl AuditArgs {
                 base_url,
                 org_id: self.org_id.clone(),
                 token,
-                rate: self.rate,
+                rate: self.rate.with_max(self.max_rate),
                 concurrency: self.concurrency,
                 timeout: self.timeout,
                 max_retries: self.max_retries,
@@ -351,7 +358,7 @@ mod tests {
     fn defaults_resolve_to_the_named_constants() {
         let s = parse(&[]).resolve(Some("tok".into())).expect("resolves");
         assert_eq!(s.api.base_url.as_str(), "https://webexapis.com/v1");
-        assert_eq!(s.api.rate, Rate::Fixed(ptt_audit::settings::DEFAULT_RATE));
+        assert_eq!(s.api.rate, ptt_audit::settings::DEFAULT_RATE);
         assert_eq!(s.api.concurrency, DEFAULT_CONCURRENCY);
         assert_eq!(s.api.timeout, ptt_audit::settings::DEFAULT_TIMEOUT);
         assert_eq!(s.report.formats, ptt_audit::settings::DEFAULT_FORMATS);
@@ -416,6 +423,30 @@ mod tests {
         ] {
             let argv = ["audit"].iter().chain(&bad).copied();
             assert!(Wrapper::try_parse_from(argv).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn max_rate_caps_auto_and_leaves_a_fixed_rate_alone() {
+        let resolve = |extra: &[&str]| parse(extra).resolve(Some("tok".into())).unwrap();
+        assert_eq!(
+            resolve(&["--max-rate", "20"]).api.rate,
+            Rate::Auto { max: 20.0 }
+        );
+        assert_eq!(
+            resolve(&["--rate", "auto", "--max-rate", "7.5"]).api.rate,
+            Rate::Auto { max: 7.5 }
+        );
+        assert_eq!(
+            resolve(&["--rate", "80", "--max-rate", "20"]).api.rate,
+            Rate::Fixed(80.0)
+        );
+        for bad in [["--max-rate", "0"], ["--max-rate", "fast"]] {
+            let argv = ["audit"].iter().chain(&bad).copied();
+            let err = Wrapper::try_parse_from(argv)
+                .expect_err("refused")
+                .to_string();
+            assert!(err.contains("--max-rate"), "{err}");
         }
     }
 

@@ -87,7 +87,7 @@ async fn check(args: CheckArgs, ui: &Ui) -> anyhow::Result<Exit> {
                 org_id: args.org_id.clone(),
                 timeout,
                 max_retries: 0,
-                rate: None,
+                rate: ptt_audit::settings::Rate::Off,
                 max_body: DEFAULT_MAX_BODY,
                 max_stall: DEFAULT_MAX_STALL,
             };

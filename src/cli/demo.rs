@@ -29,8 +29,8 @@ pub struct DemoArgs {
     /// Folder for the reports.
     #[arg(long, value_name = "DIR", default_value = DEFAULT_OUT)]
     pub out: PathBuf,
-    /// Requests per second (the real API's default in `audit` is 10; the simulator
-    /// is local, so the demo goes faster). 0 turns the limiter off.
+    /// Requests per second (a fixed pace: the simulator is local and its one throttling
+    /// episode shows the back-off; `auto` as in `audit`). 0 turns the limiter off.
     #[arg(long, value_name = "N", default_value_t = Rate::Fixed(DEMO_RATE), value_parser = Rate::parse)]
     pub rate: Rate,
     /// Faults the simulated API injects (`none` for a clean run).

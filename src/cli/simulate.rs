@@ -50,6 +50,15 @@ pub struct SimulateArgs {
     #[arg(long, value_name = "SPEC", default_value = "none")]
     pub faults: Faults,
 
+    /// Change the rate limit during the run: from AFTER since the start, allow RPS
+    /// requests a second (e.g. `30s=5`; a fresh, full bucket). Repeatable.
+    #[arg(long, value_name = "AFTER=RPS", value_parser = parse_rate_change)]
+    pub rate_limit_change: Vec<(Duration, f64)>,
+
+    /// How long every answer takes (e.g. 250ms; a real API takes a few hundred ms).
+    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = humantime::parse_duration)]
+    pub latency: Duration,
+
     /// How long a `timeout` fault stalls before answering (e.g. 60s, 2m).
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
     pub slow_delay: Duration,
@@ -143,6 +152,15 @@ fn parse_positive_rate(s: &str) -> Result<f64, String> {
     }
 }
 
+fn parse_rate_change(s: &str) -> Result<(Duration, f64), String> {
+    let (after, rate) = s
+        .split_once('=')
+        .ok_or_else(|| format!("`{s}` is not AFTER=RPS, e.g. 30s=5"))?;
+    let after = humantime::parse_duration(after.trim())
+        .map_err(|e| format!("`{after}` is not a duration ({e}), e.g. 30s"))?;
+    Ok((after, parse_positive_rate(rate)?))
+}
+
 impl SimulateArgs {
     /// Splits the flags into the simulator's configuration, the listen address and
     /// the IDs file.
@@ -182,6 +200,8 @@ impl SimulateArgs {
                 next_drops_org: self.next_drops_org,
                 failing_page: self.fail_page,
             },
+            rate_limit_changes: self.rate_limit_change,
+            latency: self.latency,
         };
         (config, self.listen, self.ids_out)
     }
@@ -306,6 +326,12 @@ mod tests {
             "3:2",
             "--next-origin",
             "http://127.0.0.1:9",
+            "--latency",
+            "250ms",
+            "--rate-limit-change",
+            "30s=5",
+            "--rate-limit-change",
+            "1m=50",
         ])
         .unwrap();
         let (config, listen, ids_out) = cli.args.into_config();
@@ -327,6 +353,14 @@ mod tests {
                     times: Some(2)
                 }),
             }
+        );
+        assert_eq!(config.latency, Duration::from_millis(250));
+        assert_eq!(
+            config.rate_limit_changes,
+            [
+                (Duration::from_secs(30), 5.0),
+                (Duration::from_secs(60), 50.0)
+            ]
         );
         let defaults = Cli::try_parse_from(["simulate"])
             .unwrap()
@@ -365,8 +399,13 @@ mod tests {
             Cli::try_parse_from(["simulate", "--rotate-refresh-tokens"]).is_err(),
             "token endpoint flags need --refresh-token"
         );
+        assert_eq!(defaults.latency, Duration::ZERO);
         assert!(Cli::try_parse_from(["simulate", "--faults", "oops=1"]).is_err());
         assert!(Cli::try_parse_from(["simulate", "--rate-limit", "0"]).is_err());
+        for bad in ["30s", "soon=5", "30s=0"] {
+            let argv = ["simulate", "--rate-limit-change", bad];
+            assert!(Cli::try_parse_from(argv).is_err(), "{bad}");
+        }
         assert!(
             Cli::try_parse_from(["simulate", "--burst", "3"]).is_err(),
             "burst needs a rate"

@@ -62,6 +62,14 @@ pub struct SimConfig {
     /// benchmark checks the client's pacing with it). Off by default: the list grows
     /// by one entry per request.
     pub record_arrivals: bool,
+    /// `(after server start, requests per second)`: from that moment on, the rate
+    /// limit is that (a fresh, full bucket of `burst`, or `floor(rate)`), replacing
+    /// `rate_limit` and any earlier change: a server whose limit changes during a run.
+    pub rate_limit_changes: Vec<(Duration, f64)>,
+    /// How long every answer takes (a real API answers in a few hundred ms); zero by
+    /// default. The rate limit is checked when a request arrives, as a real gateway
+    /// does.
+    pub latency: Duration,
     /// How the list endpoint pages, and how it misbehaves.
     pub listing: ListQuirks,
 }
@@ -127,6 +135,8 @@ impl Default for SimConfig {
             slow_delay: Duration::from_secs(60),
             record_arrivals: false,
             listing: ListQuirks::default(),
+            rate_limit_changes: Vec::new(),
+            latency: Duration::ZERO,
         }
     }
 }
@@ -170,7 +180,11 @@ impl Simulator {
     /// Checks `config` and generates the synthetic lines.
     pub fn new(config: SimConfig) -> Result<Simulator, SimError> {
         config.faults.validate()?;
-        if let Some(rate) = config.rate_limit {
+        let rates = config
+            .rate_limit
+            .iter()
+            .chain(config.rate_limit_changes.iter().map(|c| &c.1));
+        for &rate in rates {
             if !(rate.is_finite() && rate > 0.0) {
                 return Err(SimError::Config(format!(
                     "rate limit must be a positive number of requests per second, got {rate}"
@@ -257,16 +271,28 @@ impl Simulator {
         let arrivals = config
             .record_arrivals
             .then(|| Arc::new(std::sync::Mutex::new(Vec::new())));
-        let limiter = config.rate_limit.map(|rate| {
+        let bucket = |rate: f64| {
             let capacity = config
                 .burst
                 .unwrap_or_else(|| rate.floor().clamp(1.0, f64::from(u32::MAX)) as u32);
             limit::RateLimit::new(rate, capacity)
-        });
+        };
         let tokens = config
             .oauth
             .map(|oauth| Arc::new(oauth::Tokens::new(oauth, Duration::ZERO)));
         let clock = Arc::new(oauth::Clock::new(started));
+        let mut limits: Vec<_> = config
+            .rate_limit
+            .map(|rate| (Duration::ZERO, bucket(rate)))
+            .into_iter()
+            .chain(
+                config
+                    .rate_limit_changes
+                    .iter()
+                    .map(|&(at, rate)| (at, bucket(rate))),
+            )
+            .collect();
+        limits.sort_by_key(|(at, _)| *at);
         let shared = Arc::new(server::Shared {
             plan: faults::FaultPlan::new(config.faults, config.seed, data.lines.len()),
             data,
@@ -274,7 +300,8 @@ impl Simulator {
             tokens: tokens.clone(),
             clock: Arc::clone(&clock),
             org_id: config.org_id,
-            limiter,
+            limits,
+            latency: config.latency,
             windows: config.throttle_windows,
             slow_delay: config.slow_delay,
             started,
@@ -429,6 +456,18 @@ impl SimConfig {
         match config.rate_limit {
             Some(rate) => s.push_str(&format!(", rate limit {rate}/s")),
             None => s.push_str(", no rate limit"),
+        }
+        for (at, rate) in &config.rate_limit_changes {
+            s.push_str(&format!(
+                ", {rate}/s after {}",
+                humantime::format_duration(*at)
+            ));
+        }
+        if !config.latency.is_zero() {
+            s.push_str(&format!(
+                ", {} per answer",
+                humantime::format_duration(config.latency)
+            ));
         }
         s.push_str(&format!(", faults: {}", config.faults));
         s

@@ -40,7 +40,10 @@ pub(crate) struct Shared {
     /// The clock tokens age by.
     pub clock: Arc<Clock>,
     pub org_id: Option<String>,
-    pub limiter: Option<RateLimit>,
+    /// Rate limits by start time since `started`, sorted: the last one started rules.
+    pub limits: Vec<(Duration, RateLimit)>,
+    /// Added to every answer.
+    pub latency: Duration,
     pub windows: Vec<(Duration, Duration)>,
     pub slow_delay: Duration,
     pub started: Instant,
@@ -136,6 +139,18 @@ pub(super) fn query_param<'a>(
 }
 
 async fn handle(State(s): State<Arc<Shared>>, req: Request) -> Response {
+    let response = answer(&s, req).await;
+    if !s.latency.is_zero() {
+        let mut stop = s.shutdown.clone();
+        tokio::select! {
+            _ = tokio::time::sleep(s.latency) => {}
+            _ = stop.wait_for(|stopping| *stopping) => {}
+        }
+    }
+    response
+}
+
+async fn answer(s: &Shared, req: Request) -> Response {
     s.stats.requests.fetch_add(1, Ordering::Relaxed);
     if let Some(arrivals) = &s.arrivals {
         let at = s.started.elapsed();
@@ -166,8 +181,10 @@ async fn handle(State(s): State<Arc<Shared>>, req: Request) -> Response {
     if let Some(wait) = s.throttle_window(now) {
         return s.throttled(&tid, wait);
     }
-    if let Some(limiter) = &s.limiter {
-        if let Err(wait) = limiter.check() {
+    let elapsed = now.saturating_duration_since(s.started);
+    let limit = s.limits.iter().rev().find(|(at, _)| *at <= elapsed);
+    if let Some((_, limit)) = limit {
+        if let Err(wait) = limit.check() {
             return s.throttled(&tid, wait);
         }
     }

@@ -21,6 +21,7 @@ use super::source::TokenSource;
 use super::stop::{Stop, StopReason};
 use super::token::Token;
 use crate::model::{ErrorKind, LineError};
+use crate::settings::Rate;
 
 /// The real API.
 pub const DEFAULT_BASE_URL: &str = "https://webexapis.com/v1";
@@ -113,8 +114,8 @@ pub struct ClientConfig {
     pub timeout: Duration,
     /// Retries per line after the first attempt (429s excepted).
     pub max_retries: u32,
-    /// Requests per second for the whole run; `None` = no ceiling.
-    pub rate: Option<f64>,
+    /// The pace of the whole run: fixed, off, or `auto` (slow start up to a maximum).
+    pub rate: Rate,
     /// Largest answer body read, in bytes; a larger one is a `decode` error.
     pub max_body: u64,
     /// The run stops when no answer has been a 2xx for this long.
@@ -215,6 +216,12 @@ impl WebexClient {
     /// The pacer shared by every request of this client.
     pub(crate) fn pacer(&self) -> &Arc<Pacer> {
         &self.pacer
+    }
+
+    /// The pace requests start at now, in requests per second (`None`: no limit). One
+    /// atomic load: a progress display may read it on every redraw.
+    pub fn current_rate(&self) -> Option<f64> {
+        self.pacer.current_rate()
     }
 
     /// The URL that reads `id`'s settings (the ID as one encoded path segment).
@@ -512,7 +519,7 @@ mod tests {
             org_id: Some("org/1 &x".into()),
             timeout: Duration::from_secs(1),
             max_retries: 0,
-            rate: None,
+            rate: Rate::Off,
             max_body: 1024,
             max_stall: Duration::from_secs(60),
         };

@@ -16,6 +16,7 @@ mod hardening_api;
 mod hardening_body;
 mod hardening_eval;
 mod hardening_io;
+mod pace_auto;
 mod people_reports;
 mod policy_cases;
 mod policy_load;

@@ -4,6 +4,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ptt_audit::model::{ErrorKind, LineError};
+use ptt_audit::settings::Rate;
 use ptt_audit::webex::{parse_base_url, ClientConfig, Fetched, Stop, Token, WebexClient};
 use serde_json::json;
 use wiremock::matchers::{method, path, query_param};
@@ -51,7 +52,8 @@ fn client(
         org_id: Some("ORG-1".into()),
         timeout,
         max_retries,
-        rate,
+        // The tests that pace give a fixed ceiling; the others none.
+        rate: rate.map_or(Rate::Off, Rate::Fixed),
         max_body: ptt_audit::settings::DEFAULT_MAX_BODY,
         max_stall: ptt_audit::settings::DEFAULT_MAX_STALL,
     };
