@@ -9,10 +9,10 @@ use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use cel::common::traits::{Container, Indexer, Iterable, Sizer, Zeroer};
 use cel::common::types::{
     CelBool, CelDouble, CelInt, CelList, CelMap, CelMapKey, CelNull, CelString, CelUInt,
 };
-use cel::common::traits::{Container, Indexer, Iterable, Sizer, Zeroer};
 use cel::common::value::{Builtin, BuiltinRef, Val};
 use cel::{Context, Env, Program, Value};
 
