@@ -32,8 +32,23 @@
 //!   ptt-audit `--concurrency 8` on the same 2,000 lines: CPU per 1,000 lines and wall
 //!   time. Skipped when `python3 -c 'import wxc_sdk'` fails.
 //!
+//! - `auto-5`, `auto-20`, `auto-100` (see `e2e/auto.rs`): the default `--rate auto`
+//!   against a server allowing L requests/s with 250 ms per answer, 1,000 lines, and
+//!   the wxc_sdk script against the same server. About 1000 / min(L, 50) s each, twice:
+//!   `auto-5` alone takes 7 minutes.
+//! - `nginx`: `../shared/bench/perf.py`, the CPU side by side with an async wxc_sdk
+//!   script on one static nginx (skipped, saying why, without nginx, wrk or perf.py).
+//!
+//! `cargo bench --bench e2e -- throughput pace throttled wxc` skips the slow auto-pace
+//! scenarios; `cargo bench --bench e2e -- auto-20 nginx` runs only those. The wxc_sdk
+//! script runs with `PTT_BENCH_PYTHON`, else `target/bench-venv/bin/python` (the venv
+//! perf.py makes), else `python3`.
+//!
 //! Every figure is printed next to its target with PASS or MISS; the process exits 0
 //! either way (it measures, it does not gate).
+
+#[path = "e2e/auto.rs"]
+mod auto;
 
 use std::fmt::Write as _;
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
@@ -331,6 +346,14 @@ fn main() {
     }
     if wanted("throttled") {
         throttled(&mut launcher, &rt, dir.path(), &mut table);
+    }
+    for limit in auto::LIMITS {
+        if wanted(&auto::name(limit)) {
+            auto::auto_pace(&mut launcher, &rt, dir.path(), limit, &mut table);
+        }
+    }
+    if wanted("nginx") {
+        auto::nginx_cpu(&mut table);
     }
     launcher.stop();
     println!();
@@ -896,7 +919,7 @@ fn wxc(
     runs: usize,
     table: &mut Table,
 ) {
-    let have = Command::new("python3")
+    let have = Command::new(auto::python())
         .args(["-c", "import wxc_sdk"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -924,7 +947,7 @@ fn wxc(
 
         let csv = dir.join("wxc.csv");
         let log = dir.join("wxc.log");
-        let job = Job::new("python3", &log, Duration::from_secs(120))
+        let job = Job::new(auto::python(), &log, Duration::from_secs(120))
             .arg(SCRIPT)
             .arg("--lines")
             .arg(&ids)
