@@ -348,7 +348,7 @@ fn main() {
         throttled(&mut launcher, &rt, dir.path(), &mut table);
     }
     for limit in auto::LIMITS {
-        if wanted(&auto::name(limit)) {
+        if wanted(auto::name(limit)) {
             auto::auto_pace(&mut launcher, &rt, dir.path(), limit, &mut table);
         }
     }

@@ -207,7 +207,7 @@ pub(super) fn nginx_cpu(table: &mut Table) {
         let line = text.lines().find(|l| l.starts_with(prefix))?;
         let number_after = |key: &str| -> Option<f64> {
             let rest = &line[line.find(key)? + key.len()..];
-            rest.trim_start().split_whitespace().next()?.parse().ok()
+            rest.split_whitespace().next()?.parse().ok()
         };
         let cpu = number_after("cpu")?;
         let lines_per_s = line
