@@ -194,7 +194,24 @@ pub(crate) const FINDINGS: [Column<FindingCell>; 21] = [
         width: 12.0,
         cell: |r| Cell::Label(r.finding.change.map(|c| c.as_str()).unwrap_or("")),
     },
-    // The line's identity (`CONTRACT.md` §7), at the end of the contract's columns.
+    // The waiver's free-text metadata: after the contract's §6 columns, before the
+    // identity columns, which §7 puts at the very end.
+    Column {
+        name: "waiver_ticket",
+        width: 14.0,
+        cell: |r| Cell::text(r.waiver.and_then(|w| w.ticket.as_deref()).unwrap_or("")),
+    },
+    Column {
+        name: "waiver_owner",
+        width: 18.0,
+        cell: |r| Cell::text(r.waiver.and_then(|w| w.owner.as_deref()).unwrap_or("")),
+    },
+    Column {
+        name: "waiver_label",
+        width: 24.0,
+        cell: |r| Cell::text(r.waiver.and_then(|w| w.label.as_deref()).unwrap_or("")),
+    },
+    // The line's identity (`CONTRACT.md` §7): the last four columns.
     Column {
         name: "location_id",
         width: 36.0,
@@ -214,22 +231,6 @@ pub(crate) const FINDINGS: [Column<FindingCell>; 21] = [
         name: "extension",
         width: 10.0,
         cell: |r| Cell::text(extension_of(r.line)),
-    },
-    // The waiver's free-text metadata, after the contract's columns as it allows.
-    Column {
-        name: "waiver_ticket",
-        width: 14.0,
-        cell: |r| Cell::text(r.waiver.and_then(|w| w.ticket.as_deref()).unwrap_or("")),
-    },
-    Column {
-        name: "waiver_owner",
-        width: 18.0,
-        cell: |r| Cell::text(r.waiver.and_then(|w| w.owner.as_deref()).unwrap_or("")),
-    },
-    Column {
-        name: "waiver_label",
-        width: 24.0,
-        cell: |r| Cell::text(r.waiver.and_then(|w| w.label.as_deref()).unwrap_or("")),
     },
 ];
 
@@ -524,17 +525,17 @@ mod tests {
         assert_eq!(FINDINGS_HEADER.len(), 21);
         assert_eq!(FINDINGS_HEADER[0], "run_id");
         assert_eq!(FINDINGS_HEADER[13], "change");
-        // The identity columns (§7) after the contract's, then the waiver metadata.
+        // The waiver metadata after the §6 columns, the identity columns (§7) last.
         assert_eq!(
             FINDINGS_HEADER[14..],
             [
+                "waiver_ticket",
+                "waiver_owner",
+                "waiver_label",
                 "location_id",
                 "location_name",
                 "phone_number",
-                "extension",
-                "waiver_ticket",
-                "waiver_owner",
-                "waiver_label"
+                "extension"
             ]
         );
         assert_eq!(LINES_HEADER.len(), 21);

@@ -11,7 +11,7 @@ use ptt_audit::simulator::{RunningSimulator, SimConfig};
 /// The findings CSV header, as `CONTRACT.md` §6 spells it, then §7's identity columns
 /// (at the end of the contract's, in its order), then the waiver metadata of §4
 /// (`ticket`, `owner`, `label`), added at the end as the contract allows.
-pub const FINDINGS_HEADER: &str = "run_id,audited_at,org_id,line_id,line_name,rule_id,rule_title,severity,status,message,remediation,waiver_reason,waiver_expires,change,location_id,location_name,phone_number,extension,waiver_ticket,waiver_owner,waiver_label";
+pub const FINDINGS_HEADER: &str = "run_id,audited_at,org_id,line_id,line_name,rule_id,rule_title,severity,status,message,remediation,waiver_reason,waiver_expires,change,waiver_ticket,waiver_owner,waiver_label,location_id,location_name,phone_number,extension";
 /// The lines CSV header, as `CONTRACT.md` §6 spells it, with §7's identity columns.
 pub const LINES_HEADER: &str = "run_id,audited_at,org_id,line_id,line_name,status,allow_auto_answer,connection_type,access_type,member_count,members,failed_rules,highest_severity,error_kind,http_status,tracking_id,error_message,location_id,location_name,phone_number,extension";
 /// The inventory CSV header of `ptt-audit lines`, as `CONTRACT.md` §7 spells it.
