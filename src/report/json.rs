@@ -3,9 +3,10 @@
 //! The contract puts `lines` last, after `summary`, which is known only at the end.
 //! So each line object is written, compact and one per text line, to a hidden spool
 //! file (`.STEM.json.lines.tmp`) as it arrives. [`finish`](ReportWriter::finish)
-//! serialises the whole report, pretty-printed in contract order, with `lines` read
-//! back from the spool one object at a time and embedded as it was written: memory
-//! holds one line at a time.
+//! serialises the whole report, pretty-printed in contract order, with `lines` copied
+//! from the spool one object at a time, byte for byte as it was written (the spool is
+//! this writer's own compact serde output, so it is neither parsed nor checked again):
+//! memory holds one line at a time.
 //!
 //! `lines[].line` is the line's identity (`name`, `location_id`, `location_name`,
 //! `phone_number`, `extension`, each a string or null) and `run.discovery` what
@@ -19,13 +20,10 @@
 //! `run.source_report` (`evaluate`, else null); with a previous report,
 //! `removed_lines` (before `lines`, which stays last).
 
-use std::cell::RefCell;
 use std::io::{self, BufRead, Write};
 use std::sync::Arc;
 
-use serde::ser::{Error as _, SerializeSeq};
-use serde::{Serialize, Serializer};
-use serde_json::value::RawValue;
+use serde::Serialize;
 use serde_json::Value;
 
 use super::atomic::{temp_name, AtomicFile, Sealed, TempFile};
@@ -64,7 +62,8 @@ struct JsonReport<'a> {
     waivers: Vec<JsonWaiverEntry<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     removed_lines: Option<&'a [RemovedLine]>,
-    lines: SpooledLines<'a>,
+    /// Always empty: the lines are spliced in from the spool by [`write_report`].
+    lines: [(); 0],
 }
 
 #[derive(Serialize)]
@@ -187,39 +186,43 @@ struct JsonWaiver<'a> {
     about: WaiverAbout<'a>,
 }
 
-/// The `lines` array, serialised from the spool without holding it in memory.
-///
-/// Each spooled line object is embedded verbatim (as a [`RawValue`]), so the lines
-/// stay compact, one per text line, inside the pretty-printed report.
-struct SpooledLines<'a> {
-    /// `serialize` takes `&self` but has to read.
-    reader: RefCell<&'a mut dyn BufRead>,
-    /// A read error, kept so that it is reported as the I/O error it is rather than
-    /// as a JSON error.
-    read_error: RefCell<Option<io::Error>>,
-}
+/// How serde_json's pretty printer ends a document whose last key is an empty array.
+const EMPTY_LINES_END: &[u8] = b"[]\n}";
 
-impl Serialize for SpooledLines<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut reader = self.reader.borrow_mut();
-        let mut seq = serializer.serialize_seq(None)?;
-        let mut text = String::new();
-        loop {
-            text.clear();
-            match reader.read_line(&mut text) {
-                Ok(0) => break,
-                Ok(_) => {}
-                Err(e) => {
-                    let message = e.to_string();
-                    *self.read_error.borrow_mut() = Some(e);
-                    return Err(S::Error::custom(message));
-                }
-            }
-            let raw: &RawValue = serde_json::from_str(text.trim_end()).map_err(S::Error::custom)?;
-            seq.serialize_element(raw)?;
+/// Writes `head` (a pretty-printed report whose last key, `lines`, is empty) with the
+/// spooled line objects spliced into that array, each on its own text line, exactly
+/// as serde_json's pretty printer lays out an array of compact raw values. Returns
+/// which side failed: `Err(Ok(e))` writing `out`, `Err(Err(e))` reading the spool.
+fn write_report(
+    out: &mut dyn Write,
+    head: &[u8],
+    spool: &mut dyn BufRead,
+) -> Result<(), Result<io::Error, io::Error>> {
+    let Some(prefix) = head.strip_suffix(EMPTY_LINES_END) else {
+        return Err(Ok(io::Error::other(
+            "the report does not end with its lines array",
+        )));
+    };
+    out.write_all(prefix).map_err(Ok)?;
+    out.write_all(b"[").map_err(Ok)?;
+    let mut line = Vec::new();
+    let mut first = true;
+    loop {
+        line.clear();
+        if spool.read_until(b'\n', &mut line).map_err(Err)? == 0 {
+            break;
         }
-        seq.end()
+        let object = line.trim_ascii_end();
+        if object.is_empty() {
+            continue;
+        }
+        out.write_all(if first { b"\n    " } else { b",\n    " })
+            .map_err(Ok)?;
+        out.write_all(object).map_err(Ok)?;
+        first = false;
     }
+    out.write_all(if first { b"]\n}" } else { b"\n  ]\n}" })
+        .map_err(Ok)
 }
 
 impl JsonWriter {
@@ -337,30 +340,24 @@ impl ReportWriter for JsonWriter {
                 .changes
                 .is_some()
                 .then_some(summary.removed_lines.as_slice()),
-            lines: SpooledLines {
-                reader: RefCell::new(&mut spooled),
-                read_error: RefCell::new(None),
-            },
+            lines: [],
         };
-        let written = serde_json::to_writer_pretty(&mut this.out, &report);
-        let read_error = report.lines.read_error.take();
-        drop(report);
-        drop(spooled);
-        written.map_err(|e| match read_error {
-            // serde_json saw only a message; the cause is the spool, not the JSON.
-            Some(source) => ReportError::Io {
+        let head = serde_json::to_vec_pretty(&report).map_err(|source| ReportError::Json {
+            path: out_path.clone(),
+            source,
+        })?;
+        write_report(&mut this.out, &head, &mut spooled).map_err(|e| match e {
+            Ok(source) => ReportError::Io {
+                path: out_path.clone(),
+                source,
+            },
+            // The cause is the spool, not the report.
+            Err(source) => ReportError::Io {
                 path: spool_path,
                 source,
             },
-            None if e.is_io() => ReportError::Io {
-                path: out_path.clone(),
-                source: e.into(),
-            },
-            None => ReportError::Json {
-                path: out_path.clone(),
-                source: e,
-            },
         })?;
+        drop(spooled);
         this.out
             .write_all(b"\n")
             .map_err(|source| ReportError::Io {
@@ -379,36 +376,49 @@ mod tests {
     use super::*;
 
     #[derive(Serialize)]
-    struct Doc<'a> {
+    struct Doc {
         before: u8,
-        lines: SpooledLines<'a>,
+        lines: [(); 0],
     }
 
-    fn pretty(spool: &mut dyn BufRead) -> (serde_json::Result<String>, Option<io::Error>) {
-        let doc = Doc {
+    fn pretty(spool: &mut dyn BufRead) -> Result<String, Result<io::Error, io::Error>> {
+        let head = serde_json::to_vec_pretty(&Doc {
             before: 1,
-            lines: SpooledLines {
-                reader: RefCell::new(spool),
-                read_error: RefCell::new(None),
-            },
-        };
-        let text = serde_json::to_string_pretty(&doc);
-        (text, doc.lines.read_error.take())
+            lines: [],
+        })
+        .expect("serialises");
+        let mut out = Vec::new();
+        write_report(&mut out, &head, spool)?;
+        Ok(String::from_utf8(out).expect("UTF-8"))
     }
 
     #[test]
     fn spooled_lines_stay_compact_inside_the_pretty_document() {
         let mut spool: &[u8] = b"{\"id\":\"a\",\"n\":[1,2]}\n{\"id\":\"b\"}\n";
-        let (text, err) = pretty(&mut spool);
-        assert!(err.is_none());
+        let text = pretty(&mut spool).expect("written");
+        // Exactly what serde_json's pretty printer makes of the same raw values.
+        let raw: Vec<Box<serde_json::value::RawValue>> = vec![
+            serde_json::from_str("{\"id\":\"a\",\"n\":[1,2]}").unwrap(),
+            serde_json::from_str("{\"id\":\"b\"}").unwrap(),
+        ];
+        #[derive(Serialize)]
+        struct Raw {
+            before: u8,
+            lines: Vec<Box<serde_json::value::RawValue>>,
+        }
+        let by_serde = serde_json::to_string_pretty(&Raw {
+            before: 1,
+            lines: raw,
+        })
+        .unwrap();
+        assert_eq!(text, by_serde);
         assert_eq!(
-            text.expect("serialises"),
+            text,
             "{\n  \"before\": 1,\n  \"lines\": [\n    {\"id\":\"a\",\"n\":[1,2]},\n    {\"id\":\"b\"}\n  ]\n}"
         );
         let mut empty: &[u8] = b"";
-        let (text, _) = pretty(&mut empty);
         assert_eq!(
-            text.expect("serialises"),
+            pretty(&mut empty).expect("written"),
             "{\n  \"before\": 1,\n  \"lines\": []\n}"
         );
     }
@@ -422,8 +432,9 @@ mod tests {
             }
         }
         let mut reader = io::BufReader::new(Failing);
-        let (text, err) = pretty(&mut reader);
-        assert!(text.is_err());
-        assert_eq!(err.map(|e| e.to_string()).as_deref(), Some("disk gone"));
+        match pretty(&mut reader) {
+            Err(Err(e)) => assert_eq!(e.to_string(), "disk gone"),
+            other => panic!("not the spool's error: {other:?}"),
+        }
     }
 }
