@@ -131,6 +131,8 @@ pub struct Fetched {
     pub(crate) read_at: DateTime<Utc>,
     /// Requests sent for this line.
     pub attempts: u32,
+    /// Bytes of the body the settings were decoded from.
+    pub(crate) body_bytes: usize,
 }
 
 /// The API client for one run: one connection pool, one pacer, one stop signal, one
@@ -240,10 +242,16 @@ impl WebexClient {
     /// reason it could not, with status, API message, tracking ID and attempts.
     pub async fn read_ptt(&self, id: &str) -> Result<Fetched, LineError> {
         let (settings, attempts) = self
-            .fetch(&self.ptt_url(id), id, |_, body| decode(body))
+            .fetch(&self.ptt_url(id), id, |_, body| {
+                decode(body).map(|value| Decoded {
+                    value,
+                    bytes: body.len(),
+                })
+            })
             .await?;
         Ok(Fetched {
-            settings,
+            body_bytes: settings.bytes,
+            settings: settings.value,
             read_at: Utc::now(),
             attempts,
         })
@@ -282,7 +290,7 @@ impl WebexClient {
                 self.stop.trigger(reason);
             }
             let mut decision = decide_as(&attempt, &mut tries, SystemTime::now(), &read);
-            redact(&token, &mut decision.line);
+            redact(&token, &mut decision.line, &attempt);
             if decision.run == ForRun::Unauthorized {
                 self.pacer.answered();
                 match self
@@ -401,9 +409,15 @@ impl WebexClient {
 
 /// Takes `token` (the one the request carried) out of whatever the answer put into the
 /// line's settings or error (a server may echo the `Authorization` header back).
-fn redact<T: Redact>(token: &Token, line: &mut ForLine<T>) {
+fn redact<T: Redact>(token: &Token, line: &mut ForLine<T>, attempt: &Attempt) {
     match line {
-        ForLine::Done(value) => value.redact(token),
+        ForLine::Done(value) => {
+            let body = match attempt {
+                Attempt::Answer { body, .. } => &body[..],
+                Attempt::Failed { .. } => &[],
+            };
+            value.redact(token, body);
+        }
         ForLine::Retry { error, .. } | ForLine::GiveUp(error) => {
             token.redact_in_place(&mut error.message);
             if let Some(t) = &mut error.tracking_id {
@@ -414,15 +428,27 @@ fn redact<T: Redact>(token: &Token, line: &mut ForLine<T>) {
     }
 }
 
-/// What a 2xx answer was read into, with the token taken out of whatever it says.
-pub(crate) trait Redact {
-    /// Replaces every occurrence of `token` in what came from the server.
-    fn redact(&mut self, token: &Token);
+/// A line's settings and the size of the body they were decoded from.
+struct Decoded {
+    value: serde_json::Value,
+    bytes: usize,
 }
 
-impl Redact for serde_json::Value {
-    fn redact(&mut self, token: &Token) {
-        token.redact_json(self);
+/// What a 2xx answer was read into, with the token taken out of whatever it says.
+pub(crate) trait Redact {
+    /// Replaces every occurrence of `token` in what came from the server; `body` is
+    /// the answer's body it was read from.
+    fn redact(&mut self, token: &Token, body: &[u8]);
+}
+
+impl Redact for Decoded {
+    fn redact(&mut self, token: &Token, body: &[u8]) {
+        // Decoded from `body` alone: when its bytes cannot spell the token, no string
+        // in it holds it, and the walk over every string (3.6% of the CPU per line)
+        // is skipped.
+        if token.may_be_in_json(body) {
+            token.redact_json(&mut self.value);
+        }
     }
 }
 

@@ -83,6 +83,19 @@ impl Token {
         }
     }
 
+    /// Whether the JSON text `body` may hold the token once decoded: its bytes hold
+    /// the token itself, or a backslash (an escape could spell the token in a way the
+    /// bytes do not show), or they are not UTF-8. When not, no string decoded from
+    /// `body`, key or value, can contain the token, and [`Token::redact_json`] on what
+    /// was decoded from it would find nothing: one scan of the bytes instead of a
+    /// search in every string.
+    pub(crate) fn may_be_in_json(&self, body: &[u8]) -> bool {
+        match std::str::from_utf8(body) {
+            Ok(text) => text.contains('\\') || text.contains(self.0.as_str()),
+            Err(_) => true,
+        }
+    }
+
     /// Redacts every string of a JSON value, object keys included, in place.
     pub(crate) fn redact_json(&self, value: &mut serde_json::Value) {
         use serde_json::Value;
@@ -167,6 +180,21 @@ impl std::fmt::Debug for Token {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_json_that_may_spell_the_token_needs_the_walk() {
+        let t = Token::new("s3cr3t-value", "test").unwrap();
+        assert!(!t.may_be_in_json(br#"{"a":"b","members":[{"x":1}]}"#));
+        assert!(t.may_be_in_json(br#"{"a":"Bearer s3cr3t-value"}"#));
+        assert!(t.may_be_in_json(br#"{"s3cr3t-value":1}"#));
+        // An escape can spell the token without its bytes: the walk decides.
+        assert!(t.may_be_in_json(br#"{"a":"\u0073\u0033cr3t-value"}"#));
+        assert!(t.may_be_in_json(b"{\"a\":\"\xff\"}"));
+        let mut decoded: serde_json::Value =
+            serde_json::from_slice(br#"{"a":"\u0073\u0033cr3t-value"}"#).unwrap();
+        t.redact_json(&mut decoded);
+        assert_eq!(decoded["a"], REDACTED);
+    }
 
     #[test]
     fn debug_is_redacted() {
