@@ -444,7 +444,7 @@ async fn audit_line(
         Ok(f) => {
             let settings = Arc::new(f.settings);
             let evaluated = evaluator
-                .evaluate(&line.id, &line.identity, &settings, &stop)
+                .evaluate(&line.id, &line.identity, &settings, f.body_bytes, &stop)
                 .await;
             let findings = match evaluated {
                 Ok(findings) => findings,

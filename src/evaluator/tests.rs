@@ -9,6 +9,8 @@ use std::path::Path;
 /// past [`TIMEOUT`], yet it ends, so a stuck thread comes back during a test.
 const SLOW: &str = "members.all(a, members.all(b, b.id != ''))";
 const TIMEOUT: Duration = Duration::from_millis(150);
+/// A body size that sends the line to the pool whatever the rules.
+const ON_THE_POOL: usize = usize::MAX;
 
 fn policies(rules: &[(&str, &str)]) -> Arc<PolicySet> {
     let text: String = rules
@@ -58,7 +60,13 @@ async fn a_line_is_evaluated_as_eval_evaluate_does() {
     let ev = evaluator(&p, Duration::from_secs(60), 2, 1);
     for settings in [line(2), line(0), Arc::new(json!([1]))] {
         let got = ev
-            .evaluate("L1", &LineIdentity::unknown(), &settings, &Stop::default())
+            .evaluate(
+                "L1",
+                &LineIdentity::unknown(),
+                &settings,
+                ON_THE_POOL,
+                &Stop::default(),
+            )
             .await;
         let want = eval::evaluate(&p, "L1", &settings, today());
         let got = got.expect("no panic");
@@ -68,9 +76,15 @@ async fn a_line_is_evaluated_as_eval_evaluate_does() {
     }
     // Evaluation is over: the settings came back to their only holder.
     let settings = line(1);
-    ev.evaluate("L1", &LineIdentity::unknown(), &settings, &Stop::default())
-        .await
-        .expect("no panic");
+    ev.evaluate(
+        "L1",
+        &LineIdentity::unknown(),
+        &settings,
+        ON_THE_POOL,
+        &Stop::default(),
+    )
+    .await
+    .expect("no panic");
     assert_eq!(Arc::strong_count(&settings), 1);
 }
 
@@ -79,7 +93,13 @@ async fn a_rule_past_the_timeout_is_error_and_the_rest_of_the_line_still_runs() 
     let p = policies(&[("A", "true"), ("SLOW", SLOW), ("B", "size(members) > 0")]);
     let ev = evaluator(&p, TIMEOUT, 1, 1);
     let findings = ev
-        .evaluate("L1", &LineIdentity::unknown(), &line(600), &Stop::default())
+        .evaluate(
+            "L1",
+            &LineIdentity::unknown(),
+            &line(600),
+            ON_THE_POOL,
+            &Stop::default(),
+        )
         .await
         .expect("no panic");
     assert_eq!(
@@ -112,7 +132,13 @@ async fn with_every_thread_stuck_evaluations_error_instead_of_queueing_forever()
     let ev = evaluator(&p, TIMEOUT, 1, 0);
     let stop = Stop::default();
     let findings = ev
-        .evaluate("L1", &LineIdentity::unknown(), &line(600), &stop)
+        .evaluate(
+            "L1",
+            &LineIdentity::unknown(),
+            &line(600),
+            ON_THE_POOL,
+            &stop,
+        )
         .await
         .expect("no panic");
     assert_eq!(
@@ -128,7 +154,7 @@ async fn with_every_thread_stuck_evaluations_error_instead_of_queueing_forever()
         "{findings:?}"
     );
     let small = ev
-        .evaluate("L2", &LineIdentity::unknown(), &line(1), &stop)
+        .evaluate("L2", &LineIdentity::unknown(), &line(1), ON_THE_POOL, &stop)
         .await
         .expect("no panic");
     assert_eq!(
@@ -141,7 +167,7 @@ async fn with_every_thread_stuck_evaluations_error_instead_of_queueing_forever()
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let again = ev
-            .evaluate("L2", &LineIdentity::unknown(), &line(1), &stop)
+            .evaluate("L2", &LineIdentity::unknown(), &line(1), ON_THE_POOL, &stop)
             .await
             .expect("no panic");
         if statuses(&again) == [(0, RuleStatus::Pass), (1, RuleStatus::Pass)] {
@@ -169,7 +195,10 @@ async fn an_interrupt_cuts_a_running_rule_whatever_the_timeout() {
     };
     let big = line(600);
     let unknown = LineIdentity::unknown();
-    let (findings, ()) = tokio::join!(ev.evaluate("L1", &unknown, &big, &stop), interrupt);
+    let (findings, ()) = tokio::join!(
+        ev.evaluate("L1", &unknown, &big, ON_THE_POOL, &stop),
+        interrupt
+    );
     let findings = findings.expect("no panic");
     assert_eq!(
         statuses(&findings),
@@ -186,13 +215,87 @@ async fn an_interrupt_cuts_a_running_rule_whatever_the_timeout() {
 
     // After the interrupt a quick line is still evaluated in full.
     let quick = ev
-        .evaluate("L2", &LineIdentity::unknown(), &line(1), &stop)
+        .evaluate("L2", &LineIdentity::unknown(), &line(1), ON_THE_POOL, &stop)
         .await
         .expect("no panic");
     assert_eq!(
         statuses(&quick),
         [(0, RuleStatus::Pass), (1, RuleStatus::Pass)]
     );
+}
+
+#[tokio::test]
+async fn small_answers_under_linear_rules_are_evaluated_on_the_calling_thread() {
+    let p = policies(&[("A", "!allowAutoAnswer"), ("C", "size(members) == 2")]);
+    assert!(p.linear);
+    // No thread at all: only the calling thread can give these results.
+    let ev = evaluator(&p, TIMEOUT, 0, 0);
+    let settings = line(2);
+    let unknown = LineIdentity::unknown();
+    let got = ev
+        .evaluate("L1", &unknown, &settings, 500, &Stop::default())
+        .await
+        .expect("no panic");
+    let want = eval::evaluate(&p, "L1", &settings, today());
+    assert_eq!(statuses(&got), statuses(&want));
+    assert!(got.iter().all(|f| f.status == RuleStatus::Pass));
+    // A larger answer goes to the pool, which has no thread here.
+    let got = ev
+        .evaluate(
+            "L1",
+            &unknown,
+            &settings,
+            INLINE_MAX_BODY + 1,
+            &Stop::default(),
+        )
+        .await
+        .expect("no panic");
+    assert!(got.iter().all(|f| f.status == RuleStatus::Error), "{got:?}");
+}
+
+#[tokio::test]
+async fn a_rule_whose_cost_grows_with_the_square_of_the_members_always_goes_to_the_pool() {
+    let p = policies(&[("A", "!allowAutoAnswer"), ("SLOW", SLOW)]);
+    assert!(!p.linear);
+    let ev = evaluator(&p, TIMEOUT, 0, 0);
+    let got = ev
+        .evaluate(
+            "L1",
+            &LineIdentity::unknown(),
+            &line(2),
+            500,
+            &Stop::default(),
+        )
+        .await
+        .expect("no panic");
+    assert!(got.iter().all(|f| f.status == RuleStatus::Error), "{got:?}");
+}
+
+#[tokio::test]
+async fn a_rule_over_the_timeout_on_the_calling_thread_is_error_and_later_lines_use_the_pool() {
+    let p = policies(&[("A", "members.all(m, m.id != '')"), ("B", "true")]);
+    // No evaluation takes under a nanosecond.
+    let ev = evaluator(&p, Duration::from_nanos(1), 1, 1);
+    assert!(ev.inline.load(Ordering::Relaxed));
+    let got = ev
+        .evaluate(
+            "L1",
+            &LineIdentity::unknown(),
+            &line(50),
+            900,
+            &Stop::default(),
+        )
+        .await
+        .expect("no panic");
+    assert_eq!(
+        statuses(&got),
+        [(0, RuleStatus::Error), (1, RuleStatus::Error)]
+    );
+    assert!(
+        message(&got[0]).starts_with("evaluation took too long"),
+        "{got:?}"
+    );
+    assert!(!ev.inline.load(Ordering::Relaxed));
 }
 
 #[test]

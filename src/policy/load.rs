@@ -158,6 +158,7 @@ impl Loader {
         let samples = Samples::new();
         let mut found = Vec::new();
         let mut warned = Vec::new();
+        let mut linear = true;
         for rule in schema.enabled_rules() {
             let mut facts = Facts::default();
             let mut sound = true;
@@ -172,6 +173,7 @@ impl Loader {
                 sound &= problems.is_empty();
                 found.extend(problems.into_iter().map(at));
                 warned.extend(verdict.warnings.into_iter().map(at));
+                linear &= !verdict.facts.superlinear;
                 if which != ExprKey::MessageExpr {
                     facts.merge(verdict.facts);
                 }
@@ -216,6 +218,7 @@ impl Loader {
             warnings,
             env,
             waivers_by_line,
+            linear,
         })
     }
 }

@@ -75,6 +75,10 @@ pub struct PolicySet {
     pub(crate) env: CelEnv,
     /// Waiver indices by line ID, for evaluation.
     pub(crate) waivers_by_line: HashMap<String, Vec<usize>>,
+    /// No expression of an enabled rule (`message_expr` included) has a cost that the
+    /// check finds growing faster than the number of members: on a small answer every
+    /// rule takes microseconds (see `evaluator`).
+    pub(crate) linear: bool,
 }
 
 impl PolicySet {
