@@ -235,7 +235,30 @@ pub(crate) struct AtomicFile {
 impl AtomicFile {
     /// Starts writing `dir/name` by creating `dir/.name.tmp` (which must not exist).
     pub(crate) fn create(dir: &Path, name: &str) -> Result<AtomicFile, ReportError> {
-        let tmp = TempFile::create_new(dir.join(temp_name(name)))?;
+        let tmp_path = dir.join(temp_name(name));
+        // A killed run may have left this very name behind (`ptt-audit lines --out
+        // FILE` uses the same name each time): taken away on the same terms as
+        // `remove_stale_temps` takes report temporaries.
+        if is_abandoned(&tmp_path, SystemTime::now()) {
+            let _ = fs::remove_file(&tmp_path);
+        }
+        let tmp = TempFile::create_new(tmp_path).map_err(|e| match e {
+            ReportError::Io { path, source } if source.kind() == io::ErrorKind::AlreadyExists => {
+                ReportError::Io {
+                    path,
+                    source: io::Error::new(
+                        io::ErrorKind::AlreadyExists,
+                        format!(
+                            "it exists: another run is writing {name}, or a killed run left \
+                             it (removed by the next run once nobody holds it and it is \
+                             {} old)",
+                            humantime::format_duration(STALE_TEMP_AGE)
+                        ),
+                    ),
+                }
+            }
+            other => other,
+        })?;
         Ok(AtomicFile {
             tmp,
             final_path: dir.join(name),
@@ -371,6 +394,27 @@ mod tests {
     fn age(path: &Path, age: Duration) {
         let f = File::options().write(true).open(path).expect("open");
         f.set_modified(SystemTime::now() - age).expect("set mtime");
+    }
+
+    #[test]
+    fn a_fixed_name_left_by_a_killed_run_is_taken_over_once_stale() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path();
+        let left = d.join(".lines.csv.tmp");
+        fs::write(&left, "half a file").expect("write");
+        let err = AtomicFile::create(d, "lines.csv").expect_err("too young to take over");
+        assert!(err.to_string().contains("a killed run left it"), "{err}");
+        assert!(left.exists());
+        age(&left, STALE_TEMP_AGE + Duration::from_secs(1));
+        let mut file = AtomicFile::create(d, "lines.csv").expect("stale: taken over");
+        file.write_all(b"new").expect("write");
+        file.seal().expect("seal").commit().expect("commit");
+        assert_eq!(fs::read_to_string(d.join("lines.csv")).expect("read"), "new");
+        assert!(!left.exists());
+        // A live run's file is never taken, however old.
+        let live = AtomicFile::create(d, "other.csv").expect("create");
+        age(live.temp_path(), STALE_TEMP_AGE * 2);
+        assert!(AtomicFile::create(d, "other.csv").is_err());
     }
 
     #[test]
