@@ -409,7 +409,10 @@ mod tests {
         let mut file = AtomicFile::create(d, "lines.csv").expect("stale: taken over");
         file.write_all(b"new").expect("write");
         file.seal().expect("seal").commit().expect("commit");
-        assert_eq!(fs::read_to_string(d.join("lines.csv")).expect("read"), "new");
+        assert_eq!(
+            fs::read_to_string(d.join("lines.csv")).expect("read"),
+            "new"
+        );
         assert!(!left.exists());
         // A live run's file is never taken, however old.
         let live = AtomicFile::create(d, "other.csv").expect("create");
