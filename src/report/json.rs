@@ -168,7 +168,7 @@ struct JsonResult<'a> {
     rule_id: &'a str,
     status: RuleStatus,
     severity: Severity,
-    message: Option<String>,
+    message: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     waiver: Option<JsonWaiver<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -260,7 +260,7 @@ impl ReportWriter for JsonWriter {
                 rule_id: &rule.id,
                 status: f.status,
                 severity: rule.severity,
-                message: f.message.clone(),
+                message: f.message.as_deref(),
                 waiver,
                 change: f.change,
             });

@@ -142,6 +142,9 @@ pub struct WebexClient {
     pub(super) http: reqwest::Client,
     pub(super) lines_url: Arc<str>,
     pub(super) org_query: Option<Arc<str>>,
+    /// `lines_url` with `org_query`, parsed once: each line's URL is a copy with its
+    /// path set, which spares a whole parse per request.
+    lines_base: Arc<Url>,
     max_retries: u32,
     max_body: u64,
     pacer: Arc<Pacer>,
@@ -179,10 +182,20 @@ impl WebexClient {
             let enc: String = url::form_urlencoded::byte_serialize(org.as_bytes()).collect();
             Arc::from(format!("?orgId={enc}"))
         });
+        let lines_url: Arc<str> = Arc::from(format!("{base}/telephony/config/virtualLines/"));
+        let lines_base = Url::parse(&format!(
+            "{lines_url}{}",
+            org_query.as_deref().unwrap_or("")
+        ))
+        .map_err(|e| ClientError::BadBaseUrl {
+            url: hide_userinfo(base),
+            reason: e.to_string(),
+        })?;
         Ok(WebexClient {
             http,
-            lines_url: Arc::from(format!("{base}/telephony/config/virtualLines/")),
+            lines_url,
             org_query,
+            lines_base: Arc::new(lines_base),
             max_retries: config.max_retries,
             max_body: config.max_body,
             pacer: Arc::new(Pacer::new(config.rate)),
@@ -227,14 +240,15 @@ impl WebexClient {
     }
 
     /// The URL that reads `id`'s settings (the ID as one encoded path segment).
-    pub(crate) fn ptt_url(&self, id: &str) -> String {
-        let mut url = String::with_capacity(self.lines_url.len() + id.len() + 64);
-        url.push_str(&self.lines_url);
-        url.extend(utf8_percent_encode(id, SEGMENT));
-        url.push_str("/pushToTalk");
-        if let Some(q) = &self.org_query {
-            url.push_str(q);
-        }
+    pub(crate) fn ptt_url(&self, id: &str) -> Url {
+        let mut url = Url::clone(&self.lines_base);
+        let mut path = String::with_capacity(url.path().len() + 3 * id.len() + 16);
+        path.push_str(url.path());
+        path.extend(utf8_percent_encode(id, SEGMENT));
+        path.push_str("/pushToTalk");
+        // Only the path is parsed again; every byte `SEGMENT` leaves alone is one the
+        // path keeps as it is, so this is the URL a parse of the whole text gives.
+        url.set_path(&path);
         url
     }
 
@@ -266,7 +280,7 @@ impl WebexClient {
     /// through here, so reads and listing share the pacer, pauses, budgets and stop.
     pub(crate) async fn fetch<T: Redact>(
         &self,
-        url: &str,
+        url: &Url,
         what: &str,
         read: impl Fn(&HeaderMap, &[u8]) -> Result<T, String>,
     ) -> Result<(T, u32), LineError> {
@@ -377,24 +391,25 @@ impl WebexClient {
         }
     }
 
-    async fn send(&self, url: &str, token: &Token) -> Attempt {
+    async fn send(&self, url: &Url, token: &Token) -> Attempt {
         // A version-4 UUID from the thread's RNG: `Uuid::new_v4` asks the kernel for
         // fresh randomness on every call, a system call per request.
         let id = uuid::Builder::from_random_bytes(rand::random()).into_uuid();
         let tracking = format!("{TRACKING_PREFIX}_{id}");
         let result = self
             .http
-            .get(url)
+            .get(url.clone())
             .header(AUTHORIZATION, token.bearer_header())
             .header("TrackingID", tracking)
             .send()
             .await;
-        let response = match result {
+        let mut response = match result {
             Ok(r) => r,
             Err(e) => return failed(&e),
         };
         let status = response.status();
-        let headers = response.headers().clone();
+        // Taken, not copied: the body is read from the response without them.
+        let headers = std::mem::take(response.headers_mut());
         match read_capped(response, self.max_body).await {
             Ok(body) => Attempt::Answer {
                 status,
@@ -552,7 +567,7 @@ mod tests {
         let token = Token::new("t", "test").unwrap().into();
         let c = WebexClient::new(&config, &token, Stop::default()).unwrap();
         assert_eq!(
-            c.ptt_url("a/b?c#d%e é"),
+            c.ptt_url("a/b?c#d%e é").as_str(),
             "https://webexapis.com/v1/telephony/config/virtualLines/a%2Fb%3Fc%23d%25e%20%C3%A9/pushToTalk?orgId=org%2F1+%26x"
         );
     }

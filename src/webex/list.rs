@@ -198,7 +198,7 @@ impl Pages {
             )));
         }
         let label = format!("virtual-line list, page {}", self.pages + 1);
-        let (answer, attempts) = match client.fetch(url.as_str(), &label, read_answer).await {
+        let (answer, attempts) = match client.fetch(&url, &label, read_answer).await {
             Ok(a) => a,
             Err(mut e) => {
                 let page = self.pages + 1;
