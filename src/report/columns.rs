@@ -88,6 +88,20 @@ pub(crate) struct FindingRow<'r> {
     waiver: Option<&'r Waiver>,
 }
 
+impl FindingRow<'_> {
+    /// The rule's index in the policy set: cells of [`RULE_ONLY`] columns are the same
+    /// for every row with the same index.
+    pub(crate) fn rule_index(&self) -> usize {
+        self.finding.rule
+    }
+}
+
+/// The findings columns whose cell depends on the rule alone, by name: a writer may
+/// make their cells once per rule. (About half the findings file's bytes.)
+pub(crate) fn rule_only(name: &str) -> bool {
+    matches!(name, "rule_id" | "rule_title" | "severity" | "remediation")
+}
+
 /// One row of the lines table.
 pub(crate) struct LineRow<'r> {
     run: &'r RunCells,

@@ -62,6 +62,11 @@ pub(crate) fn unneutralise(cell: &str) -> &str {
 #[derive(Debug)]
 pub(crate) struct CsvWriter {
     findings: CsvFile,
+    /// By rule index, the encoded cells of the [`columns::rule_only`] columns, made
+    /// once: they are the same on every line.
+    rule_cells: Vec<Option<Vec<Box<[u8]>>>>,
+    /// Which findings columns those are.
+    rule_only: [bool; FINDINGS.len()],
     lines: CsvFile,
     run: RunCells,
     policies: Arc<PolicySet>,
@@ -104,17 +109,62 @@ impl CsvFile {
     /// Writes one neutralised record.
     fn write_row<'c>(&mut self, cells: impl Iterator<Item = Cell<'c>>) -> Result<(), ReportError> {
         for (i, cell) in cells.enumerate() {
-            let text = match cell {
-                Cell::Time(Some(t)) => {
-                    if self.time.as_ref().is_none_or(|(at, _)| *at != t) {
-                        self.time = Some((t, super::rfc3339(&t)));
-                    }
-                    let (_, text) = self.time.as_ref().expect("just set");
-                    Cow::Borrowed(text.as_str())
+            self.push_cell(i, cell);
+        }
+        self.end_record()
+    }
+
+    /// Appends one neutralised cell as the `index`th field of the record.
+    fn push_cell(&mut self, index: usize, cell: Cell<'_>) {
+        let text = match cell {
+            Cell::Time(Some(t)) => {
+                if self.time.as_ref().is_none_or(|(at, _)| *at != t) {
+                    self.time = Some((t, super::rfc3339(&t)));
                 }
-                other => other.to_text(),
-            };
-            push_field(&mut self.record, i, &neutralise(&text));
+                let (_, text) = self.time.as_ref().expect("just set");
+                Cow::Borrowed(text.as_str())
+            }
+            other => other.to_text(),
+        };
+        push_field(&mut self.record, index, &neutralise(&text));
+    }
+
+    /// Writes one findings record, the [`columns::rule_only`] cells from `rule_cells`
+    /// (made on first use, without their leading comma).
+    fn write_finding(
+        &mut self,
+        row: &columns::FindingRow<'_>,
+        rule_cells: &mut Vec<Option<Vec<Box<[u8]>>>>,
+        rule_only: &[bool; FINDINGS.len()],
+    ) -> Result<(), ReportError> {
+        let rule = row.rule_index();
+        if rule_cells.len() <= rule {
+            rule_cells.resize(rule + 1, None);
+        }
+        let cached = rule_cells[rule].get_or_insert_with(|| {
+            let mut field = Vec::new();
+            FINDINGS
+                .iter()
+                .zip(rule_only)
+                .filter(|(_, only)| **only)
+                .map(|(c, _)| {
+                    field.clear();
+                    push_field(&mut field, 0, &neutralise(&(c.cell)(row).to_text()));
+                    field.as_slice().into()
+                })
+                .collect()
+        });
+        let mut cached = cached.iter();
+        for (i, column) in FINDINGS.iter().enumerate() {
+            if rule_only[i] {
+                if i > 0 {
+                    self.record.push(b',');
+                }
+                let cell = cached.next().expect("one per rule-only column");
+                self.record.extend_from_slice(cell);
+            } else {
+                self.push_cell(i, (column.cell)(row));
+            }
         }
         self.end_record()
     }
@@ -191,6 +241,8 @@ impl CsvWriter {
     pub(crate) fn create(o: &Opening<'_>) -> Result<CsvWriter, ReportError> {
         Ok(CsvWriter {
             findings: CsvFile::create(o, "-findings.csv", &FINDINGS_HEADER)?,
+            rule_cells: Vec::new(),
+            rule_only: FINDINGS.map(|c| columns::rule_only(c.name)),
             lines: CsvFile::create(o, "-lines.csv", &LINES_HEADER)?,
             run: RunCells::new(o.meta),
             policies: Arc::clone(o.policies),
@@ -203,6 +255,8 @@ impl ReportWriter for CsvWriter {
     fn write_line(&mut self, line: &LineReport) -> Result<(), ReportError> {
         let CsvWriter {
             findings,
+            rule_cells,
+            rule_only,
             lines,
             run,
             policies,
@@ -214,7 +268,7 @@ impl ReportWriter for CsvWriter {
             line,
             *filter,
             &mut (),
-            |_, row| findings.write_row(FINDINGS.iter().map(|c| (c.cell)(row))),
+            |_, row| findings.write_finding(row, rule_cells, rule_only),
             |_, row| lines.write_row(LINES.iter().map(|c| (c.cell)(row))),
         )
     }

@@ -338,6 +338,58 @@ fn findings_and_lines_rows_carry_the_right_cells() {
     assert_eq!(rows[4][col("http_status")], "");
 }
 
+/// The CSV writer makes the rule's own cells (id, title, severity, remediation) once
+/// per rule: every line's rows must still carry them, quoted and neutralised.
+#[test]
+fn rule_cells_are_the_same_on_every_line_and_quoted() {
+    let policy = r#"
+[[rule]]
+id = "R-1"
+title = "Quotes \"and\", commas"
+severity = "high"
+require = "true"
+remediation = "=HYPERLINK(\"x\"), then\nrestart"
+
+[[rule]]
+id = "R-2"
+title = "plain"
+severity = "low"
+require = "true"
+"#;
+    let policies = Arc::new(
+        ptt_audit::policy::load_str(std::path::Path::new("p.toml"), policy).expect("loads"),
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut r = Reports::create(dir.path(), &[Format::Csv], meta(), policies).expect("create");
+    for (i, id) in ["L1", "L2", "L3"].into_iter().enumerate() {
+        let findings = vec![
+            finding(0, RuleStatus::Fail, Some("m, \"q\""), None),
+            finding(1, RuleStatus::Pass, None, None),
+        ];
+        r.write_line(&read_line(i, id, findings, json!({})))
+            .expect("write_line");
+    }
+    r.finish(end(1)).expect("finish");
+    let (_, rows) = read_csv(&dir.path().join(format!("{STEM}-findings.csv")));
+    let col = |name: &str| FINDINGS_HEADER.iter().position(|h| *h == name).unwrap();
+    assert_eq!(rows.len(), 6);
+    for (n, row) in rows.iter().enumerate() {
+        assert_eq!(row[col("line_id")], ["L1", "L2", "L3"][n / 2]);
+        if n % 2 == 0 {
+            assert_eq!(row[col("rule_id")], "R-1");
+            assert_eq!(row[col("rule_title")], "Quotes \"and\", commas");
+            assert_eq!(row[col("severity")], "high");
+            assert_eq!(row[col("remediation")], "'=HYPERLINK(\"x\"), then\nrestart");
+            assert_eq!(row[col("message")], "m, \"q\"");
+        } else {
+            assert_eq!(row[col("rule_id")], "R-2");
+            assert_eq!(row[col("rule_title")], "plain");
+            assert_eq!(row[col("severity")], "low");
+            assert_eq!(row[col("remediation")], "");
+        }
+    }
+}
+
 #[test]
 fn csv_round_trips_non_ascii_and_special_characters() {
     let tricky_name = "Zoë \"Ops\", Köln\nFloor 2 – 東京";
