@@ -492,30 +492,49 @@ fn setting<'r>(line: &'r LineReport, key: &str) -> Cell<'r> {
 /// and `lastName`; with only a name or only an email, that one; with neither, the
 /// member's `id`; with no `id` either, the member's JSON.
 pub(crate) fn format_member(member: &Value) -> String {
+    let mut out = String::new();
+    push_member(&mut out, member);
+    out
+}
+
+/// Appends [`format_member`]'s text to `out` (one buffer for a whole member list).
+fn push_member(out: &mut String, member: &Value) {
+    let Some(fields) = member.as_object() else {
+        out.push_str(&member.to_string());
+        return;
+    };
     let text = |key: &str| {
-        member
+        fields
             .get(key)
             .and_then(Value::as_str)
             .map(str::trim)
             .filter(|s| !s.is_empty())
     };
-    let name = match text("displayName") {
-        Some(d) => Some(d.to_string()),
+    let email = text("email");
+    let name_at = out.len();
+    match text("displayName") {
+        Some(d) => out.push_str(d),
         None => {
-            let parts: Vec<&str> = [text("firstName"), text("lastName")]
-                .into_iter()
-                .flatten()
-                .collect();
-            (!parts.is_empty()).then(|| parts.join(" "))
+            for part in [text("firstName"), text("lastName")].into_iter().flatten() {
+                if out.len() > name_at {
+                    out.push(' ');
+                }
+                out.push_str(part);
+            }
         }
-    };
-    match (name, text("email")) {
-        (Some(n), Some(e)) => format!("{n} <{e}>"),
-        (Some(n), None) => n,
-        (None, Some(e)) => e.to_string(),
-        (None, None) => match text("id") {
-            Some(id) => id.to_string(),
-            None => member.to_string(),
+    }
+    let has_name = out.len() > name_at;
+    match (has_name, email) {
+        (true, Some(e)) => {
+            out.push_str(" <");
+            out.push_str(e);
+            out.push('>');
+        }
+        (true, None) => {}
+        (false, Some(e)) => out.push_str(e),
+        (false, None) => match text("id") {
+            Some(id) => out.push_str(id),
+            None => out.push_str(&member.to_string()),
         },
     }
 }
@@ -523,7 +542,16 @@ pub(crate) fn format_member(member: &Value) -> String {
 /// The `members` cell: every member formatted by [`format_member`], joined by `; `.
 pub(crate) fn format_members(members: &Value) -> String {
     match members {
-        Value::Array(a) => a.iter().map(format_member).collect::<Vec<_>>().join("; "),
+        Value::Array(a) => {
+            let mut out = String::with_capacity(48 * a.len());
+            for (i, m) in a.iter().enumerate() {
+                if i > 0 {
+                    out.push_str("; ");
+                }
+                push_member(&mut out, m);
+            }
+            out
+        }
         Value::Null => String::new(),
         other => other.to_string(),
     }
