@@ -154,8 +154,8 @@ struct State {
     /// refills no more of its allowance than the catch-up counts on, so that time is
     /// the run's waiting, not the server's rate, and is left out of the window.
     idle_in_window: Duration,
-    /// Whether an answer has come yet: the first window starts at the first answer,
-    /// not at the first request, which had yet to be answered.
+    /// Whether an answer (or a 429) has come yet: the first window starts at the first
+    /// answer, not at the first request, which had yet to be answered.
     answered_once: bool,
     /// Whether the window began at a 429 (not at the run's start, in the slow start).
     window_after_429: bool,
@@ -526,6 +526,9 @@ impl Pacer {
             rate
         };
         s.window_start = now;
+        // A 429 before any answer starts the window as well: the first answer after it
+        // must not start it again.
+        s.answered_once = true;
         s.window_after_429 = true;
         s.ok_in_window = 0;
         s.idle_in_window = Duration::ZERO;

@@ -471,6 +471,29 @@ async fn auto_settles_at_the_rate_accepted_between_two_429s() {
     assert!(pacer.adaptive_rate().unwrap() > settled);
 }
 
+/// A 429 before any answer starts the window the next 429 measures: the first answer
+/// after it does not start it again.
+#[tokio::test(start_paused = true)]
+async fn auto_measures_from_a_429_that_came_before_any_answer() {
+    let pacer = Pacer::new(auto(50.0));
+    // 30 requests of a slow start, none answered, then a 429: no evidence, so half
+    // the pace.
+    for _ in 0..30 {
+        pacer.acquire().await;
+    }
+    pacer.throttled(Some(Duration::from_secs(1)));
+    tokio::time::advance(Duration::from_secs(1)).await;
+    pacer.acquire().await;
+    tokio::time::advance(Duration::from_secs(4)).await;
+    for _ in 0..19 {
+        pacer.answered();
+    }
+    pacer.throttled(Some(Duration::from_secs(1)));
+    // 19 answers and the request the pause cost, over the 5 s since the first 429.
+    let settled = pacer.adaptive_rate().unwrap();
+    assert!((settled - 20.0 / 5.0).abs() < 1e-9, "{settled}");
+}
+
 /// Under `auto`, when a pause ends, what the pace would have sent during it (less a
 /// margin) starts at `--max-rate`'s spacing: a token bucket refilled meanwhile. Never
 /// before the pause ends, and never more than `--max-rate` in any second.
