@@ -9,12 +9,24 @@
 //! - a run-wide pause: after a 429 (or any `Retry-After`), no request of any line
 //!   starts before the pause ends;
 //! - an adaptive pace: a server that allows less than the ceiling answers 429; the run
-//!   then drops to a little under the rate the server actually accepted, and probes
-//!   upwards slowly, so such a server sees a handful of 429s instead of a storm;
+//!   then drops to about the rate the server actually accepted, and probes upwards
+//!   slowly, so such a server sees a handful of 429s instead of a storm (with a fixed
+//!   `--rate`, a little under that rate, climbing back by 1% a second);
 //! - under `--rate auto`, a slow start: the run begins at 5 requests/s and doubles its
-//!   pace each second (smoothly, not in steps) until the ceiling or the first 429; after
-//!   a quiet spell without 429s it looks for more the same way, so a server whose limit
-//!   rose is followed within seconds of that spell.
+//!   pace each second (smoothly, not in steps) until the ceiling or the first 429.
+//!   Against a server with a limit below the ceiling, the run then keeps up with it:
+//!   - it settles at the rate the server accepted from one 429 to the next (that
+//!     window spans a whole cycle of sending and pausing, so its rate is the server's,
+//!     not the burst it allows after a pause), not below it, since every request per
+//!     second under the limit is sending time lost for good;
+//!   - when a pause ends, it catches up: what the pace would have sent during the pause
+//!     (a second of it at most, less a small margin) starts at once, spaced at the
+//!     ceiling, since a server that refills its allowance while nobody sends (a token
+//!     bucket) has that much to spare, and the pause would otherwise cost its length;
+//!   - after a quiet spell without 429s it looks for more the same way as the slow
+//!     start, so a server whose limit rose is followed within seconds of that spell;
+//!     each probe that finds the same limit makes the next spell twice as long (from
+//!     20 s to 160 s), so a server steadily at its limit sees few 429s.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -41,17 +53,42 @@ pub(crate) const SLOW_PROBE: f64 = 1.01;
 /// After this long without a 429 the refusal is taken for a passing episode (a busy
 /// minute on the server, not its steady limit) and the pace climbs back fast.
 pub(crate) const QUIET_PERIOD: Duration = Duration::from_secs(30);
-/// Under `--rate auto`, after this long without a 429 the pace doubles each second
-/// again, towards `--max-rate`: a server whose limit rose is found in seconds. Long
-/// enough that a server steadily at its limit sees one short episode of 429s per
-/// period (a few percent of requests at 5/s, far less above).
+/// Under `--rate auto`, after this long without a 429 the pace probes for more, then
+/// doubles each second towards `--max-rate`: a server whose limit rose is found in
+/// seconds of this spell. A probe that only meets a 429 (the limit is the same) costs
+/// a pause, so each such probe doubles the next spell, up to [`AUTO_QUIET_MAX`]; one
+/// that finds more brings the spell back to this.
 pub(crate) const AUTO_QUIET_PERIOD: Duration = Duration::from_secs(20);
-/// Under `--rate auto`, after a 429, the pace climbs back to this share of the pace
-/// that was refused and holds there until [`AUTO_QUIET_PERIOD`] has passed.
+/// Under `--rate auto`, the longest quiet spell before a probe. Each probe that meets a
+/// 429 costs about one request's worth of the server's allowance (the pause lets the
+/// fraction the refused request found go to waste), a fifth of a second at 5/s: a
+/// server steadily at its limit sees one every few minutes, not every twenty seconds.
+pub(crate) const AUTO_QUIET_MAX: Duration = Duration::from_secs(160);
+/// Under `--rate auto`, after a 429 that ends a doubling pace (the slow start, or a
+/// probe that found the limit risen), the pace climbs back in [`FAST_PROBE`] steps to
+/// this share of the pace refused: the rate the server accepted meanwhile is only a
+/// floor, the run having sent less than the server allowed until the pace caught up.
 pub(crate) const AUTO_HOLD: f64 = 0.9;
+/// Under `--rate auto`, when a run-wide pause ends, the requests the pace would have
+/// sent during it (up to [`CATCH_UP_MAX`] of it) start at `--max-rate`'s spacing, less
+/// this many: a server that refilled its allowance while nobody sent (a token bucket,
+/// as a `Retry-After` of whole seconds suggests) has them to spare, and not sending
+/// them is sending time lost for good, which the settled pace cannot make up. The few
+/// left stay in the server's allowance, so the requests after the catch-up do not
+/// meet an empty one at the slightest jitter, and are not lost either: the pace uses
+/// them up before the next pause, or they are what the run ends with unused.
+pub(crate) const CATCH_UP_MARGIN: f64 = 3.0;
+/// Under `--rate auto`, the longest pause the catch-up counts, and the pause a
+/// server's allowance is taken to refill in: the rest of a longer pause is the run's
+/// waiting, left out of the rate the server accepted. A server's allowance beyond a
+/// second's worth of requests is not to be counted on.
+pub(crate) const CATCH_UP_MAX: Duration = Duration::from_secs(1);
 /// Under `--rate auto`, a probe after a quiet spell climbs in [`FAST_PROBE`] steps up to
-/// this multiple of the pace last refused, then doubles.
-pub(crate) const AUTO_DOUBLE_FROM: f64 = 1.1;
+/// this multiple of the pace last refused, then doubles. The settled pace is about the
+/// pace refused, and the allowance the server has to spare lets a pace some 30% above
+/// its limit through for a few seconds: doubling any sooner would take that for a
+/// risen limit and send a burst of 429s.
+pub(crate) const AUTO_DOUBLE_FROM: f64 = 1.4;
 /// A pace change at least this large (up or down, as a ratio) is logged.
 const LOGGED_CHANGE: f64 = 1.25;
 /// First backoff when a 429 carries no usable `Retry-After`; doubles per 429 in a row.
@@ -101,6 +138,31 @@ struct State {
     resumed_at: Instant,
     sent_since_resume: u64,
     ok_since_resume: u64,
+    /// When the pause now on began (its first 429 or `Retry-After`), for the catch-up.
+    pause_began: Option<Instant>,
+    /// Under `--rate auto`, requests that may still start at the ceiling's spacing
+    /// rather than the pace's, catching up the pause that just ended.
+    credit: f64,
+    /// Under `--rate auto`, answers since the last 429 episode began (or the run
+    /// started), and when that was: from one 429 to the next the window spans a whole
+    /// cycle of a throttled run (sending, then the pause), so the rate over it is the
+    /// server's, where the answers since the pause ended would add the allowance the
+    /// server refilled during it.
+    window_start: Instant,
+    ok_in_window: u64,
+    /// The part of the pauses in that window beyond [`CATCH_UP_MAX`]: a server
+    /// refills no more of its allowance than the catch-up counts on, so that time is
+    /// the run's waiting, not the server's rate, and is left out of the window.
+    idle_in_window: Duration,
+    /// Whether an answer (or a 429) has come yet: the first window starts at the first
+    /// answer, not at the first request, which had yet to be answered.
+    answered_once: bool,
+    /// Whether the window began at a 429 (not at the run's start, in the slow start).
+    window_after_429: bool,
+    /// Under `--rate auto`, how long the pace stays settled without a 429 before it
+    /// probes for more: [`AUTO_QUIET_PERIOD`], twice as long after each probe that
+    /// found nothing, up to [`AUTO_QUIET_MAX`].
+    quiet_spell: Duration,
     throttles_in_a_row: u32,
     throttles_total: u64,
     /// The pace last logged (0 for none), so that only real changes are.
@@ -115,6 +177,9 @@ struct Adaptive {
     refused_at: f64,
     /// The pace that was refused (what the last 429 answered).
     refused_pace: f64,
+    /// Under `--rate auto`, the pace the climb after a 429 stops at until the quiet
+    /// spell has passed.
+    settle_at: f64,
     /// When the run resumed after the last 429 (or started).
     since: Instant,
     grow: Grow,
@@ -144,6 +209,7 @@ impl Pacer {
                 last_change: now,
                 refused_at: f64::INFINITY,
                 refused_pace: f64::INFINITY,
+                settle_at: 0.0,
                 since: now,
                 grow: Grow::Double,
             });
@@ -160,6 +226,14 @@ impl Pacer {
                 resumed_at: now,
                 sent_since_resume: 0,
                 ok_since_resume: 0,
+                pause_began: None,
+                credit: 0.0,
+                window_start: now,
+                ok_in_window: 0,
+                idle_in_window: Duration::ZERO,
+                answered_once: false,
+                window_after_429: false,
+                quiet_spell: AUTO_QUIET_PERIOD,
                 throttles_in_a_row: 0,
                 throttles_total: 0,
                 logged: shown.unwrap_or(0.0),
@@ -190,10 +264,11 @@ impl Pacer {
                 match s.paused_until {
                     Some(until) if until > now => until,
                     _ => {
-                        if s.paused_until.take().is_some() {
+                        if let Some(until) = s.paused_until.take() {
                             s.resumed_at = now;
                             s.sent_since_resume = 0;
                             s.ok_since_resume = 0;
+                            self.catch_up(&mut s, until, now);
                         }
                         match self.take_slot(&mut s, now) {
                             Ok(()) => {
@@ -211,13 +286,43 @@ impl Pacer {
         }
     }
 
+    /// When a pause that ended at `until` is over, under `--rate auto`: grants the
+    /// catch-up credit (the requests the pace would have sent during the pause, less
+    /// [`CATCH_UP_MARGIN`]) and leaves the pause beyond [`CATCH_UP_MAX`] out of the
+    /// window the server's rate is measured over.
+    fn catch_up(&self, s: &mut State, until: Instant, now: Instant) {
+        let Some(began) = s.pause_began.take() else {
+            return;
+        };
+        if !self.auto {
+            return;
+        }
+        let pause = until.saturating_duration_since(began);
+        s.idle_in_window += pause.saturating_sub(CATCH_UP_MAX);
+        let pause = pause.min(CATCH_UP_MAX);
+        if let Some(rate) = self.pace(s, now) {
+            s.credit = (pause.as_secs_f64() * rate - CATCH_UP_MARGIN).max(0.0);
+        }
+    }
+
     /// Takes the slot due at `now` at the pace of the moment, or says when the next is.
     fn take_slot(&self, s: &mut State, now: Instant) -> Result<(), Instant> {
-        let Some(rate) = self.pace(s, now) else {
+        let Some(mut rate) = self.pace(s, now) else {
             return Ok(());
         };
         if now < s.next_slot {
             return Err(s.next_slot);
+        }
+        // A catch-up slot follows at the ceiling's spacing: however many there are, no
+        // second holds more requests than `--max-rate`.
+        let ceiling = self.configured.unwrap_or(rate);
+        if s.credit > 0.0 && ceiling > rate {
+            // Of a slot at the ceiling's spacing, the share the pace would have sent
+            // in that time anyway is no catch-up.
+            s.credit -= 1.0 - rate / ceiling;
+            rate = ceiling;
+        } else {
+            s.credit = 0.0;
         }
         let period = Duration::from_secs_f64(1.0 / rate);
         // The next slot counts from this one's due time, not from the (slightly later)
@@ -245,22 +350,27 @@ impl Pacer {
                         SLOW_PROBE
                     };
                     a.rate *= step;
-                } else if quiet < AUTO_QUIET_PERIOD {
-                    // Back up quickly to just under the pace that was refused, and
-                    // stay there: a server steadily at its limit then sees no 429
-                    // until the next probe.
-                    let hold = AUTO_HOLD * a.refused_pace;
-                    if a.rate < hold {
-                        a.rate = (a.rate * FAST_PROBE).min(hold);
-                    }
+                } else if quiet < s.quiet_spell {
+                    // Back to the pace the last 429 settled on (there already when it
+                    // measured the server's limit; in fast steps after the slow start,
+                    // whose rate is only a floor), and stay there: a server steadily
+                    // at its limit then sees no 429 until the next probe.
+                    a.rate = (a.rate * FAST_PROBE).min(a.settle_at).max(a.rate);
                 } else if a.rate < AUTO_DOUBLE_FROM * a.refused_pace {
                     // A quiet spell: probe past the refused pace in small steps, so a
                     // server still at its limit refuses one or two requests, not the
                     // handful a doubling pace sends in one answer's time...
                     a.rate *= FAST_PROBE;
                 } else {
-                    // ...and past it, the limit has risen: doubling finds how far.
+                    // ...and past it, the limit has risen: doubling finds how far, as
+                    // the slow start does, and the rate measured at its end is taken
+                    // over the doubling alone, not the slower spell before it.
                     a.grow = Grow::Double;
+                    s.quiet_spell = AUTO_QUIET_PERIOD;
+                    s.window_start = a.last_change;
+                    s.ok_in_window = 0;
+                    s.idle_in_window = Duration::ZERO;
+                    s.window_after_429 = false;
                     break;
                 }
             }
@@ -305,6 +415,11 @@ impl Pacer {
     pub(crate) fn answered(&self) {
         let mut s = self.lock();
         s.ok_since_resume += 1;
+        if !s.answered_once {
+            s.answered_once = true;
+            s.window_start = Instant::now();
+        }
+        s.ok_in_window += 1;
         s.throttles_in_a_row = 0;
     }
 
@@ -330,16 +445,21 @@ impl Pacer {
                 (None, Some(c)) => c,
                 (None, None) => s.sent_since_resume as f64 / active,
             };
-            // A server that refuses almost at once (no burst allowance) leaves too few
-            // answers to measure its rate, and dividing them by a second would take it
-            // for a server of one request a second: halve the pace instead, and let
-            // the next 429 measure again.
-            let accepted = if s.ok_since_resume >= MIN_EVIDENCE {
-                s.ok_since_resume as f64 / active
+            let (accepted, rate, settle_at) = if self.auto {
+                self.auto_settle(&mut s, now, current)
             } else {
-                current / 2.0
+                // A server that refuses almost at once (no burst allowance) leaves too
+                // few answers to measure its rate, and dividing them by a second would
+                // take it for a server of one request a second: halve the pace
+                // instead, and let the next 429 measure again.
+                let accepted = if s.ok_since_resume >= MIN_EVIDENCE {
+                    s.ok_since_resume as f64 / active
+                } else {
+                    current / 2.0
+                };
+                let rate = (THROTTLE_FACTOR * accepted.min(current)).max(MIN_ADAPTIVE_RATE);
+                (accepted, rate, rate)
             };
-            let rate = (THROTTLE_FACTOR * accepted.min(current)).max(MIN_ADAPTIVE_RATE);
             let resume = now + pause;
             // Slots already handed out stay handed out. With `Retry-After: 0` there is
             // no pause to keep the next 429 in the same episode, so every 429 lands
@@ -352,6 +472,7 @@ impl Pacer {
                 last_change: resume,
                 refused_at: current.min(accepted).max(rate),
                 refused_pace: current,
+                settle_at,
                 since: resume,
                 grow: Grow::Probe,
             });
@@ -366,6 +487,54 @@ impl Pacer {
         pause
     }
 
+    /// Under `--rate auto`, at the first 429 of an episode: the rate the server
+    /// accepted, the pace to settle at, and the pace to climb back to before the quiet
+    /// spell has passed. Starts the next window.
+    fn auto_settle(&self, s: &mut State, now: Instant, current: f64) -> (f64, f64, f64) {
+        // A probe after a quiet spell that met a 429 found the same limit: the next
+        // spell is twice as long, so a server steadily at its limit sees few of them.
+        if let Some(a) = s.adaptive.as_ref().filter(|a| a.grow == Grow::Probe) {
+            if now.duration_since(a.since) >= s.quiet_spell {
+                s.quiet_spell = (2 * s.quiet_spell).min(AUTO_QUIET_MAX);
+            }
+        }
+        let window = now.duration_since(s.window_start);
+        let window = window
+            .saturating_sub(s.idle_in_window)
+            .as_secs_f64()
+            .max(1.0);
+        // The request refused found the server's allowance short of one request, and
+        // the pause let that fraction go to waste: counted back, the window says what
+        // the server allows while the run sends, which is the pace to keep.
+        let ok = s.ok_in_window + u64::from(s.window_after_429);
+        let mut accepted = ok as f64 / window;
+        // Few answers over the one-second floor may say far less than the server
+        // takes: never drop by more than half at once on them.
+        if s.ok_in_window < MIN_EVIDENCE {
+            accepted = accepted.max(current / 2.0);
+        }
+        let rate = accepted.min(current).max(MIN_ADAPTIVE_RATE);
+        // A window in which the pace doubled (the slow start, or a probe that found
+        // the limit risen) was partly spent below the server's limit: its rate is a
+        // floor, so climb back quickly towards the pace refused. A window spent at the
+        // settled pace (and a probe that met the same limit) is a whole cycle at the
+        // server's limit: its rate is the limit, so stay there.
+        let doubled = s.adaptive.as_ref().is_none_or(|a| a.grow == Grow::Double);
+        let settle_at = if doubled {
+            (AUTO_HOLD * current).max(rate)
+        } else {
+            rate
+        };
+        s.window_start = now;
+        // A 429 before any answer starts the window as well: the first answer after it
+        // must not start it again.
+        s.answered_once = true;
+        s.window_after_429 = true;
+        s.ok_in_window = 0;
+        s.idle_in_window = Duration::ZERO;
+        (accepted, rate, settle_at)
+    }
+
     /// Pauses the whole run until `retry_after` from now (a `Retry-After` on a
     /// response other than 429), without changing the pace.
     pub(crate) fn pause_for(&self, retry_after: Duration) {
@@ -374,6 +543,12 @@ impl Pacer {
     }
 
     fn extend_pause(s: &mut State, until: Instant) {
+        let now = Instant::now();
+        if until > now && s.paused_until.is_none_or(|u| u <= now) {
+            // A new pause: what is left of the last catch-up is lost with it.
+            s.pause_began = Some(now);
+            s.credit = 0.0;
+        }
         if s.paused_until.is_none_or(|u| u < until) {
             s.paused_until = Some(until);
         }

@@ -298,6 +298,8 @@ fn auto(max: f64) -> Rate {
 }
 
 const LATENCY: Duration = Duration::from_millis(250);
+/// tokio's timer resolution: a sleep ends on a whole millisecond.
+const TICK: Duration = Duration::from_millis(1);
 
 /// The slow start: 5/s at first, at most doubling each second, up to `--max-rate` and
 /// never above it; the pace is readable all along.
@@ -392,10 +394,11 @@ async fn auto_follows_a_limit_that_changes() {
     );
 }
 
-/// After a 429, `auto` slows to what the server accepted, exactly as a fixed rate does;
-/// the pace a progress display reads follows every change.
+/// After the slow start's first 429, `auto` slows to the rate the server accepted since
+/// the first answer (no share below it, unlike a fixed rate), then climbs back quickly
+/// towards the pace refused; the pace a progress display reads follows every change.
 #[tokio::test(start_paused = true)]
-async fn auto_backs_off_like_a_fixed_rate_and_the_pace_is_readable() {
+async fn auto_backs_off_to_what_the_server_accepted_and_the_pace_is_readable() {
     assert_eq!(Pacer::new(Rate::Off).current_rate(), None);
     assert_eq!(Pacer::new(fixed(7.0)).current_rate(), Some(7.0));
     // A maximum at or below the start: nothing to find, the ceiling alone.
@@ -403,6 +406,7 @@ async fn auto_backs_off_like_a_fixed_rate_and_the_pace_is_readable() {
     assert_eq!((low.current_rate(), low.adaptive_rate()), (Some(4.0), None));
 
     let pacer = Pacer::new(auto(50.0));
+    let first = Instant::now();
     for _ in 0..20 {
         pacer.acquire().await;
         pacer.answered();
@@ -411,13 +415,208 @@ async fn auto_backs_off_like_a_fixed_rate_and_the_pace_is_readable() {
     let climbed = pacer.current_rate().unwrap();
     assert!((15.0..25.0).contains(&climbed), "{climbed}");
     pacer.throttled(Some(Duration::from_secs(1)));
-    let active = Instant::now().duration_since(pacer.lock().resumed_at);
-    let accepted = 20.0 / active.as_secs_f64().max(1.0);
-    let expected = THROTTLE_FACTOR * accepted.min(climbed);
-    assert_eq!(pacer.current_rate(), Some(expected));
-    assert_eq!(pacer.adaptive_rate(), Some(expected));
+    // The first answer came with the first request, at once.
+    let accepted = 20.0 / Instant::now().duration_since(first).as_secs_f64();
+    assert!(accepted < climbed, "{accepted} {climbed}");
+    assert_eq!(pacer.current_rate(), Some(accepted));
+    assert_eq!(pacer.adaptive_rate(), Some(accepted));
+    // Once the pause is over, back up in fast steps to 0.9 of the pace refused.
+    tokio::time::advance(Duration::from_secs(1)).await;
+    let mut seen = Vec::new();
+    for _ in 0..12 {
+        tokio::time::advance(PROBE_PERIOD).await;
+        pacer.acquire().await;
+        seen.push(pacer.current_rate().unwrap());
+    }
+    let hold = AUTO_HOLD * climbed;
+    assert!(
+        (seen[0] / accepted - FAST_PROBE).abs() < 1e-9,
+        "{accepted} then {seen:?}"
+    );
+    assert!((seen[11] - hold).abs() < 1e-9, "{seen:?} towards {hold}");
 }
 
+/// Between two 429s a run settles exactly at what the server accepted over the cycle:
+/// the answers between them (and the one request the pause cost), over the time
+/// between them, less whatever of the pause went beyond a second.
+#[tokio::test(start_paused = true)]
+async fn auto_settles_at_the_rate_accepted_between_two_429s() {
+    let pacer = Pacer::new(auto(50.0));
+    for _ in 0..100 {
+        pacer.acquire().await;
+        pacer.answered();
+    }
+    // The end of the slow start, then a pause of 3 s: 2 s of it are the run's waiting.
+    pacer.throttled(Some(Duration::from_secs(3)));
+    tokio::time::advance(Duration::from_secs(3)).await;
+    pacer.acquire().await;
+    // 59 answers over the next 10 s, then a 429: 60 requests in 13 - 2 = 11 s.
+    for _ in 0..59 {
+        pacer.answered();
+    }
+    tokio::time::advance(Duration::from_secs(10)).await;
+    pacer.throttled(Some(Duration::from_secs(1)));
+    let settled = pacer.adaptive_rate().unwrap();
+    assert!((settled - 60.0 / 11.0).abs() < 1e-9, "{settled}");
+    // And it stays there: no climb until the quiet spell is over...
+    tokio::time::advance(Duration::from_secs(1)).await;
+    for _ in 0..(AUTO_QUIET_PERIOD.as_secs() - 1) {
+        tokio::time::advance(PROBE_PERIOD).await;
+        pacer.acquire().await;
+        assert_eq!(pacer.adaptive_rate(), Some(settled));
+    }
+    // ...then it probes for more.
+    tokio::time::advance(PROBE_PERIOD * 2).await;
+    pacer.acquire().await;
+    assert!(pacer.adaptive_rate().unwrap() > settled);
+}
+
+/// A 429 before any answer starts the window the next 429 measures: the first answer
+/// after it does not start it again.
+#[tokio::test(start_paused = true)]
+async fn auto_measures_from_a_429_that_came_before_any_answer() {
+    let pacer = Pacer::new(auto(50.0));
+    // 30 requests of a slow start, none answered, then a 429: no evidence, so half
+    // the pace.
+    for _ in 0..30 {
+        pacer.acquire().await;
+    }
+    pacer.throttled(Some(Duration::from_secs(1)));
+    tokio::time::advance(Duration::from_secs(1)).await;
+    pacer.acquire().await;
+    tokio::time::advance(Duration::from_secs(4)).await;
+    for _ in 0..19 {
+        pacer.answered();
+    }
+    pacer.throttled(Some(Duration::from_secs(1)));
+    // 19 answers and the request the pause cost, over the 5 s since the first 429.
+    let settled = pacer.adaptive_rate().unwrap();
+    assert!((settled - 20.0 / 5.0).abs() < 1e-9, "{settled}");
+}
+
+/// Under `auto`, when a pause ends, what the pace would have sent during it (less a
+/// margin) starts at `--max-rate`'s spacing: a token bucket refilled meanwhile. Never
+/// before the pause ends, and never more than `--max-rate` in any second.
+#[tokio::test(start_paused = true)]
+async fn auto_catches_up_a_pause_at_the_ceiling_after_it_ends() {
+    let pacer = std::sync::Arc::new(Pacer::new(auto(50.0)));
+    for _ in 0..30 {
+        pacer.acquire().await;
+        pacer.answered();
+    }
+    tokio::time::advance(Duration::from_secs(1)).await;
+    let throttled_at = Instant::now();
+    pacer.throttled(Some(Duration::from_secs(2)));
+    let rate = pacer.adaptive_rate().unwrap();
+    let resume = throttled_at + Duration::from_secs(2);
+    let t0 = Instant::now();
+    let tasks: Vec<_> = (0..14)
+        .map(|_| {
+            let p = pacer.clone();
+            tokio::spawn(async move {
+                p.acquire().await;
+                Instant::now()
+            })
+        })
+        .collect();
+    let mut started = Vec::new();
+    for t in tasks {
+        started.push(t.await.unwrap());
+    }
+    started.sort();
+    assert!(started[0] >= resume, "{:?}", started[0] - t0);
+    // The pause counts for a second at most: `rate` requests, less the margin, each
+    // catch-up slot standing for the share of it the pace would not have sent.
+    let gaps: Vec<Duration> = started.windows(2).map(|w| w[1] - w[0]).collect();
+    let ceiling = Duration::from_secs_f64(1.0 / 50.0);
+    let fast = gaps.iter().take_while(|g| **g <= ceiling * 2).count();
+    let expected = ((rate - CATCH_UP_MARGIN) / (1.0 - rate / 50.0)).ceil();
+    assert!(
+        fast > 0 && fast as f64 == expected,
+        "{fast} caught up, {expected} expected at {rate:.1}/s: {gaps:?}"
+    );
+    // The timer wakes on whole milliseconds.
+    for g in &gaps {
+        assert!(*g + TICK >= ceiling, "{g:?}");
+    }
+    // Then the settled pace.
+    for g in &gaps[fast..] {
+        let period = Duration::from_secs_f64(1.0 / rate);
+        assert!(*g + TICK >= period, "{g:?} at {rate:.1}/s");
+    }
+
+    // A fixed rate has no catch-up: the adaptive pace from the first request.
+    let pacer = std::sync::Arc::new(Pacer::new(fixed(50.0)));
+    for _ in 0..100 {
+        pacer.acquire().await;
+        pacer.answered();
+    }
+    pacer.throttled(Some(Duration::from_secs(2)));
+    let rate = pacer.adaptive_rate().unwrap();
+    tokio::time::advance(Duration::from_secs(2)).await;
+    let mut last = None;
+    for _ in 0..5 {
+        pacer.acquire().await;
+        let now = Instant::now();
+        if let Some(last) = last {
+            let gap: Duration = now - last;
+            // The timer wakes on whole milliseconds.
+            let period = Duration::from_secs_f64(1.0 / rate);
+            assert!(gap + TICK >= period, "{gap:?} at {rate:.1}/s");
+        }
+        last = Some(now);
+    }
+}
+
+/// A probe after a quiet spell that meets a 429 (the limit has not risen) makes the
+/// next spell twice as long, up to its maximum; one that finds more brings it back.
+#[tokio::test(start_paused = true)]
+async fn auto_probes_less_often_while_the_limit_stays_the_same() {
+    // 5/s for 10 minutes: the spells grow to their maximum, so the episodes of 429s
+    // after the first minute come minutes apart.
+    let pacer = Pacer::new(auto(50.0));
+    let steady = ModelServer::new(|_| 5.0);
+    let run = model_run(&pacer, steady, 3000, 16, LATENCY).await;
+    assert_eq!(pacer.lock().quiet_spell, AUTO_QUIET_MAX);
+    let episodes = pacer.throttles();
+    let (_, late) = run.between(60.0, 600.0);
+    eprintln!("{episodes} refused in all, {late} after the first minute");
+    // Probes some 70, 150, 310 and 470 s in, a refusal or two each, and perhaps a
+    // 429 when a settled pace measured a little high: every 20 s, it would be 27 probes.
+    assert!(late <= 12, "{late} refused after the first minute");
+    // The limit rises to 20/s after 2 minutes: found by the next probe at the latest,
+    // and followed at once.
+    let pacer = Pacer::new(auto(50.0));
+    let rising = ModelServer::new(|t: Duration| if t.as_secs() < 120 { 5.0 } else { 20.0 });
+    let run = model_run(&pacer, rising, 5000, 16, LATENCY).await;
+    let found = 120.0 + AUTO_QUIET_MAX.as_secs_f64() + 10.0;
+    let (n, refused) = run.between(found, found + 10.0);
+    eprintln!("{n} requests, {refused} refused from {found} s");
+    assert!(n - refused >= 180, "{n} requests, {refused} refused");
+}
+
+/// The comparison, in virtual time: against the same model server, `auto` is
+/// about as fast as a client that keeps the server saturated (the wxc_sdk script:
+/// ten in flight, each sleeping its own `Retry-After`) while sending a fraction of its
+/// 429s. What stays between them is the slow start and the first episode of 429s.
+#[tokio::test(start_paused = true)]
+async fn auto_keeps_up_with_a_client_that_saturates_the_server() {
+    for limit in [5.0, 8.0, 20.0] {
+        let pacer = Pacer::new(auto(crate::settings::DEFAULT_MAX_RATE));
+        let server = ModelServer::new(move |_| limit);
+        let concurrency = crate::settings::DEFAULT_CONCURRENCY;
+        let ours = model_run(&pacer, server, 1000, concurrency, LATENCY).await;
+        let script = saturating_run(ModelServer::new(move |_| limit), 1000, 10).await;
+        let (a, b) = (ours.elapsed.as_secs_f64(), script.elapsed.as_secs_f64());
+        eprintln!(
+            "limit {limit}: {a:.2} s, {} refused; saturating client {b:.2} s, {} refused",
+            ours.refused(),
+            script.refused()
+        );
+        assert!(a <= 1.02 * b, "limit {limit}: {a:.2} s against {b:.2} s");
+        assert!(ours.refused() * 10 <= script.refused(), "limit {limit}");
+    }
+}
 /// What a progress display shows: `--rate` (or no limit), the pause while a 429's
 /// `Retry-After` runs, then the slower pace the server made the run take.
 #[tokio::test(start_paused = true)]
@@ -437,4 +636,35 @@ async fn the_pace_shown_is_the_ceiling_the_pause_then_the_adaptive_pace() {
         panic!("{:?}", pacer.shown_pace())
     };
     assert!(rate < 20.0, "{rate}");
+}
+
+/// A client without a pacer, as the wxc_sdk script is one: `in_flight` workers, each
+/// sending its next line as soon as the last is answered and, refused, sleeping the
+/// `Retry-After` on its own before sending again. It keeps the server saturated.
+async fn saturating_run(server: ModelServer, lines: usize, in_flight: usize) -> ModelRun {
+    let start = Instant::now();
+    let server = Mutex::new(server);
+    let run = Mutex::new(ModelRun::default());
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let worker = || async {
+        while next.fetch_add(1, Ordering::Relaxed) < lines {
+            loop {
+                let now = Instant::now();
+                let answer = server.lock().unwrap().take(now);
+                run.lock()
+                    .unwrap()
+                    .arrivals
+                    .push((now - start, answer.is_err()));
+                tokio::time::sleep(LATENCY).await;
+                match answer {
+                    Ok(()) => break,
+                    Err(retry_after) => tokio::time::sleep(retry_after).await,
+                }
+            }
+        }
+    };
+    futures::future::join_all((0..in_flight).map(|_| worker())).await;
+    let mut run = run.into_inner().unwrap();
+    run.elapsed = start.elapsed();
+    run
 }
