@@ -140,11 +140,9 @@ pub struct Fetched {
 #[derive(Debug, Clone)]
 pub struct WebexClient {
     pub(super) http: reqwest::Client,
-    pub(super) lines_url: Arc<str>,
-    pub(super) org_query: Option<Arc<str>>,
-    /// `lines_url` with `org_query`, parsed once: each line's URL is a copy with its
-    /// path set, which spares a whole parse per request.
-    lines_base: Arc<Url>,
+    /// `…/telephony/config/virtualLines/` with `?orgId=…` when given, parsed once: each
+    /// line's URL is a copy with its path set, which spares a whole parse per request.
+    pub(super) lines_base: Arc<Url>,
     max_retries: u32,
     max_body: u64,
     pacer: Arc<Pacer>,
@@ -178,23 +176,17 @@ impl WebexClient {
             .redirect(reqwest::redirect::Policy::none())
             .build()?;
         let base = config.base_url.as_str().trim_end_matches('/');
-        let org_query = config.org_id.as_ref().map(|org| {
+        let org_query = config.org_id.as_ref().map_or(String::new(), |org| {
             let enc: String = url::form_urlencoded::byte_serialize(org.as_bytes()).collect();
-            Arc::from(format!("?orgId={enc}"))
+            format!("?orgId={enc}")
         });
-        let lines_url: Arc<str> = Arc::from(format!("{base}/telephony/config/virtualLines/"));
-        let lines_base = Url::parse(&format!(
-            "{lines_url}{}",
-            org_query.as_deref().unwrap_or("")
-        ))
-        .map_err(|e| ClientError::BadBaseUrl {
+        let lines_base = Url::parse(&format!("{base}/telephony/config/virtualLines/{org_query}"))
+            .map_err(|e| ClientError::BadBaseUrl {
             url: hide_userinfo(base),
             reason: e.to_string(),
         })?;
         Ok(WebexClient {
             http,
-            lines_url,
-            org_query,
             lines_base: Arc::new(lines_base),
             max_retries: config.max_retries,
             max_body: config.max_body,

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use reqwest::header::AUTHORIZATION;
 use thiserror::Error;
+use url::Url;
 
 use super::answer::line_error;
 use super::client::WebexClient;
@@ -50,16 +51,23 @@ pub enum ProbeError {
 }
 
 impl WebexClient {
+    /// `auth check`'s request: the first line of the list, of `--org-id`'s org if given.
+    pub(super) fn probe_url(&self) -> String {
+        let mut url = Url::clone(&self.lines_base);
+        let path = url.path().trim_end_matches('/').to_string();
+        url.set_path(&path);
+        let query = match url.query() {
+            Some(org) => format!("max=1&{org}"),
+            None => "max=1".to_string(),
+        };
+        url.set_query(Some(&query));
+        url.into()
+    }
+
     /// Makes `auth check`'s request with the current token (refreshing it on a 401 if
     /// it can be refreshed).
     pub async fn probe(&self) -> Result<Probe, ProbeError> {
-        let mut url = self.lines_url.trim_end_matches('/').to_string();
-        url.push_str("?max=1");
-        if let Some(q) = &self.org_query {
-            // `?orgId=…` becomes `&orgId=…`.
-            url.push('&');
-            url.push_str(q.trim_start_matches('?'));
-        }
+        let url = self.probe_url();
         let request = match url.find("/telephony/") {
             Some(i) => format!("GET …{}", &url[i..]),
             None => format!("GET {url}"),

@@ -57,4 +57,9 @@ fn ids_are_one_encoded_segment_and_org_id_is_sent() {
         c.ptt_url("a/b?c#d%e é").as_str(),
         "https://webexapis.com/v1/telephony/config/virtualLines/a%2Fb%3Fc%23d%25e%20%C3%A9/pushToTalk?orgId=org%2F1+%26x"
     );
+    // `auth check`'s request: `max=1` first, the org after it.
+    assert_eq!(
+        c.probe_url(),
+        "https://webexapis.com/v1/telephony/config/virtualLines?max=1&orgId=org%2F1+%26x"
+    );
 }
