@@ -89,7 +89,7 @@ pub(crate) struct FindingRow<'r> {
 }
 
 impl FindingRow<'_> {
-    /// The rule's index in the policy set: cells of [`RULE_ONLY`] columns are the same
+    /// The rule's index in the policy set: cells of [`rule_only`] columns are the same
     /// for every row with the same index.
     pub(crate) fn rule_index(&self) -> usize {
         self.finding.rule

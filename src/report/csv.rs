@@ -62,15 +62,48 @@ pub(crate) fn unneutralise(cell: &str) -> &str {
 #[derive(Debug)]
 pub(crate) struct CsvWriter {
     findings: CsvFile,
-    /// By rule index, the encoded cells of the [`columns::rule_only`] columns, made
-    /// once: they are the same on every line.
-    rule_cells: Vec<Option<Vec<Box<[u8]>>>>,
-    /// Which findings columns those are.
-    rule_only: [bool; FINDINGS.len()],
+    rule_cells: RuleCells,
     lines: CsvFile,
     run: RunCells,
     policies: Arc<PolicySet>,
     filter: columns::FindingsFilter,
+}
+
+/// The findings cells that depend on the rule alone ([`columns::rule_only`]), encoded
+/// once per rule: they are the same on every line, and the longest of a row.
+#[derive(Debug)]
+struct RuleCells {
+    /// Which findings columns they are.
+    only: [bool; FINDINGS.len()],
+    /// By rule index, each made on first use, without its leading comma.
+    cells: Vec<Option<Vec<Box<[u8]>>>>,
+}
+
+impl RuleCells {
+    fn new(rules: usize) -> RuleCells {
+        RuleCells {
+            only: FINDINGS.map(|c| columns::rule_only(c.name)),
+            cells: vec![None; rules],
+        }
+    }
+
+    /// The encoded cells of `row`'s rule, in column order.
+    fn of(&mut self, row: &columns::FindingRow<'_>) -> &[Box<[u8]>] {
+        let only = &self.only;
+        self.cells[row.rule_index()].get_or_insert_with(|| {
+            let mut field = Vec::new();
+            FINDINGS
+                .iter()
+                .zip(only)
+                .filter(|(_, only)| **only)
+                .map(|(c, _)| {
+                    field.clear();
+                    push_field(&mut field, 0, &neutralise(&(c.cell)(row).to_text()));
+                    field.as_slice().into()
+                })
+                .collect()
+        })
+    }
 }
 
 /// One CSV file being written.
@@ -129,34 +162,16 @@ impl CsvFile {
         push_field(&mut self.record, index, &neutralise(&text));
     }
 
-    /// Writes one findings record, the [`columns::rule_only`] cells from `rule_cells`
-    /// (made on first use, without their leading comma).
+    /// Writes one findings record, the [`columns::rule_only`] cells from `rules`.
     fn write_finding(
         &mut self,
         row: &columns::FindingRow<'_>,
-        rule_cells: &mut Vec<Option<Vec<Box<[u8]>>>>,
-        rule_only: &[bool; FINDINGS.len()],
+        rules: &mut RuleCells,
     ) -> Result<(), ReportError> {
-        let rule = row.rule_index();
-        if rule_cells.len() <= rule {
-            rule_cells.resize(rule + 1, None);
-        }
-        let cached = rule_cells[rule].get_or_insert_with(|| {
-            let mut field = Vec::new();
-            FINDINGS
-                .iter()
-                .zip(rule_only)
-                .filter(|(_, only)| **only)
-                .map(|(c, _)| {
-                    field.clear();
-                    push_field(&mut field, 0, &neutralise(&(c.cell)(row).to_text()));
-                    field.as_slice().into()
-                })
-                .collect()
-        });
-        let mut cached = cached.iter();
+        let only = rules.only;
+        let mut cached = rules.of(row).iter();
         for (i, column) in FINDINGS.iter().enumerate() {
-            if rule_only[i] {
+            if only[i] {
                 if i > 0 {
                     self.record.push(b',');
                 }
@@ -241,8 +256,7 @@ impl CsvWriter {
     pub(crate) fn create(o: &Opening<'_>) -> Result<CsvWriter, ReportError> {
         Ok(CsvWriter {
             findings: CsvFile::create(o, "-findings.csv", &FINDINGS_HEADER)?,
-            rule_cells: Vec::new(),
-            rule_only: FINDINGS.map(|c| columns::rule_only(c.name)),
+            rule_cells: RuleCells::new(o.policies.rules.len()),
             lines: CsvFile::create(o, "-lines.csv", &LINES_HEADER)?,
             run: RunCells::new(o.meta),
             policies: Arc::clone(o.policies),
@@ -256,7 +270,6 @@ impl ReportWriter for CsvWriter {
         let CsvWriter {
             findings,
             rule_cells,
-            rule_only,
             lines,
             run,
             policies,
@@ -268,7 +281,7 @@ impl ReportWriter for CsvWriter {
             line,
             *filter,
             &mut (),
-            |_, row| findings.write_finding(row, rule_cells, rule_only),
+            |_, row| findings.write_finding(row, rule_cells),
             |_, row| lines.write_row(LINES.iter().map(|c| (c.cell)(row))),
         )
     }
